@@ -1,0 +1,3 @@
+"""chinwag: a realtime chat-style agent server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,101 @@
+"""The contract every model goes through: one request in, a stream of events out.
+
+Conversation content uses one canonical block format everywhere (store, context, providers),
+modelled on the Anthropic Messages API because it is the richest of the three:
+
+    {"type": "text", "text": "..."}
+    {"type": "tool_use", "id": "call_1", "name": "search", "input": {...}}
+    {"type": "tool_result", "tool_use_id": "call_1", "content": "...", "is_error": false}
+
+A `ChatMessage` has role "user" or "assistant"; tool results travel in a "user" message as
+the Anthropic API expects, and the OpenAI provider maps them to its "tool" role.
+
+Cancellation: the turn runner cancels the task that iterates a provider's stream. A provider
+must close its HTTP response when that happens (an `async with` around the SDK stream does),
+so that the upstream call really stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import msgspec
+
+from server.config import ModelSettings
+from server.errors import ModelUnavailable
+
+
+class ChatMessage(msgspec.Struct, frozen=True):
+    role: str  # "user" | "assistant"
+    content: list[dict[str, Any]]
+
+
+class ToolSpec(msgspec.Struct, frozen=True):
+    """A tool offered to the model: its name, description and JSON Schema of its arguments."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+class ModelRequest(msgspec.Struct, frozen=True, kw_only=True):
+    system: str
+    messages: list[ChatMessage]
+    tools: list[ToolSpec] = []
+    max_tokens: int | None = None  # None: the model's configured max_output_tokens
+
+
+# -- events a provider yields, in this order: deltas and tool uses, then usage, then finish --
+
+
+class TextDelta(msgspec.Struct, frozen=True):
+    text: str
+
+
+class ToolUse(msgspec.Struct, frozen=True):
+    """A complete tool call: the provider assembles partial JSON before yielding it."""
+
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+class Usage(msgspec.Struct, frozen=True):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class Finish(msgspec.Struct, frozen=True):
+    # Normalised: "end_turn" | "tool_use" | "max_tokens" | "stop_sequence" | provider's own.
+    stop_reason: str
+
+
+ModelEvent = TextDelta | ToolUse | Usage | Finish
+
+
+class Provider(Protocol):
+    """A model API. `stream` raises `ProviderError` for failures it can classify."""
+
+    def stream(self, model: ModelSettings, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        ...
+
+
+class ProviderError(ModelUnavailable):
+    """A failed model call, classified so the selector can decide to retry or fall back.
+
+    `retryable` is True for 429 (except spend limits), 5xx, 529 overloaded, timeouts and
+    connection errors; False for 400, 401, 403, 404, 413 and anything else a retry cannot fix.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message, retry_after=retry_after)
+        self.retryable = retryable
+        self.status = status

@@ -1,0 +1,1 @@
+"""Persistence behind the `Store` protocol (`base.py`); SQLite is the embedded backend."""
