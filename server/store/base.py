@@ -43,6 +43,21 @@ class NewUserMessage(msgspec.Struct, kw_only=True):
     variables: dict[str, str] | None = None
 
 
+class SearchHit(msgspec.Struct, kw_only=True):
+    """One message found by `search_messages`, best first."""
+
+    message_id: str
+    conversation_id: str
+    conversation_title: str
+    role: str
+    # A short extract around the matches, each match wrapped in the requested marks
+    # (default `**` … `**`), with "…" where the text was cut.
+    snippet: str
+    created_at: str
+    # Relevance (bm25, negated): higher is better; only comparable within one search.
+    score: float
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Create or migrate the schema and start the writer."""
@@ -56,7 +71,11 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise if the store cannot answer a trivial query (readiness)."""
 
-    async def ensure_user(self, user: UserRecord) -> None: ...
+    async def ensure_user(self, user: UserRecord) -> None:
+        """Insert the user, or update the name and role of the one with that id."""
+
+    async def get_user(self, user_id: str) -> UserRecord | None:
+        """The user with that id, or None."""
 
     async def accept_user_message(self, new: NewUserMessage) -> Accepted:
         """Commit a user message once per (user, client_msg_id), creating its conversation
@@ -116,3 +135,24 @@ class Store(Protocol):
         status: str = "complete",
     ) -> Message:
         """Append a complete message (tool results inside a turn)."""
+
+    async def turn_exists(self, user_id: str, turn_id: str) -> bool:
+        """Whether this user has a message of that turn (cancelling an ended turn is fine)."""
+
+    async def search_messages(
+        self,
+        user_id: str,
+        query: str,
+        *,
+        conversation_id: str | None = None,
+        role: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 20,
+    ) -> list[SearchHit]:
+        """Full-text search over this user's messages, best match first.
+
+        `query` is plain words (any text is safe: it is never parsed as query syntax); a word
+        ending in `*` matches as a prefix. `since` / `until` are RFC 3339 times bounding
+        `created_at` (since inclusive, until exclusive). An empty query finds nothing.
+        Raises NotFound for a `conversation_id` the user does not own."""

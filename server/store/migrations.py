@@ -1,0 +1,175 @@
+"""The schema, as an ordered list of migrations applied at start-up.
+
+Each migration runs in its own `BEGIN IMMEDIATE` transaction together with the row that
+records it in `schema_migrations`, so a crash leaves either all of it or none of it, and two
+processes opening the same file cannot both apply it. Never edit a released migration:
+append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import NamedTuple
+
+from server.store.ids import utc_now
+
+
+class Migration(NamedTuple):
+    version: int
+    name: str
+    sql: str
+
+
+_INITIAL = """
+CREATE TABLE users (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('admin', 'user', 'bot')),
+    password_hash TEXT,
+    created_at    TEXT NOT NULL
+);
+
+-- Only a hash of each key is kept; `prefix` is the non-secret start shown in listings.
+CREATE TABLE api_keys (
+    id           TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    key_hash     TEXT NOT NULL UNIQUE,
+    prefix       TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at   TEXT
+);
+CREATE INDEX api_keys_by_user ON api_keys (user_id);
+
+-- `seq` only breaks ties between equal `updated_at` values. `user_id` has no foreign key
+-- to `users`: identities may come from elsewhere (the built-in `local` user, a proxy).
+CREATE TABLE conversations (
+    seq        INTEGER PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    user_id    TEXT NOT NULL,
+    title      TEXT NOT NULL,
+    model      TEXT,
+    template   TEXT,
+    variables  TEXT,  -- JSON object of strings
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX conversations_by_user ON conversations (user_id, updated_at DESC, seq DESC);
+
+-- `seq` (the rowid) is the order of messages; `text` is the plain text of the content's
+-- text blocks, kept for full-text search.
+CREATE TABLE messages (
+    seq             INTEGER PRIMARY KEY,
+    id              TEXT NOT NULL UNIQUE,
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    user_id         TEXT NOT NULL,
+    turn_id         TEXT,
+    role            TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'tool')),
+    content         TEXT NOT NULL,  -- JSON list of blocks
+    text            TEXT NOT NULL DEFAULT '',
+    status          TEXT NOT NULL
+        CHECK (status IN ('complete', 'streaming', 'cancelled', 'incomplete', 'failed')),
+    model           TEXT,
+    usage           TEXT,  -- JSON object of token counts
+    cost            REAL,
+    client_msg_id   TEXT,
+    created_at      TEXT NOT NULL
+);
+CREATE INDEX messages_by_conversation ON messages (conversation_id, seq);
+CREATE UNIQUE INDEX messages_client_msg_id
+    ON messages (user_id, client_msg_id) WHERE client_msg_id IS NOT NULL;
+CREATE INDEX messages_streaming ON messages (status) WHERE status = 'streaming';
+"""
+
+# An external-content FTS5 index over messages.text; the triggers keep it in step with every
+# insert, update and delete (including deletes cascaded from a conversation).
+_SEARCH = """
+CREATE VIRTUAL TABLE messages_fts USING fts5 (
+    text,
+    content = 'messages',
+    content_rowid = 'seq',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
+    INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
+END;
+"""
+
+# `cancel` asks whether a turn id is one of the user's turns.
+_TURNS = """
+CREATE INDEX messages_by_turn ON messages (turn_id) WHERE turn_id IS NOT NULL;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _INITIAL),
+    Migration(2, "message full-text search", _SEARCH),
+    Migration(3, "messages by turn", _TURNS),
+)
+
+_LEDGER = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)
+"""
+
+
+def migrate(conn: sqlite3.Connection, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+    """Apply the migrations `conn` has not seen yet, in order; return their versions.
+
+    `conn` must be in autocommit mode (`isolation_level=None`): transactions are explicit.
+    """
+    conn.execute(_LEDGER)
+    applied: list[int] = []
+    for migration in sorted(migrations, key=lambda m: m.version):
+        if _apply(conn, migration):
+            applied.append(migration.version)
+    return applied
+
+
+def _apply(conn: sqlite3.Connection, migration: Migration) -> bool:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Checked inside the write lock, so a concurrent opener cannot apply it twice.
+        seen = conn.execute(
+            "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
+        ).fetchone()
+        if seen is None:
+            for statement in split_statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, utc_now()),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return seen is None
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a script into single statements (trigger bodies included).
+
+    `executescript` cannot be used: it commits any open transaction before it starts.
+    """
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        raise ValueError(f"incomplete SQL statement: {pending.strip()[:80]}")
+    return statements

@@ -1,0 +1,93 @@
+"""Between database rows and the wire types: JSON columns, plain text, titles."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Any
+
+import msgspec
+
+from server.protocol import Conversation, Message
+
+TITLE_CHARS = 60
+UNTITLED = "New conversation"
+
+_encoder = msgspec.json.Encoder()
+_WHITESPACE = re.compile(r"\s+")
+
+MESSAGE_COLUMNS = (
+    "id, conversation_id, turn_id, role, content, text, status, model, usage,"
+    " client_msg_id, created_at"
+)
+CONVERSATION_COLUMNS = "id, title, model, template, variables, created_at, updated_at"
+
+
+def dumps(value: Any) -> str | None:
+    """A JSON column value; None stays SQL NULL."""
+    return None if value is None else _encoder.encode(value).decode()
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else msgspec.json.decode(text)
+
+
+def plain_text(content: list[dict[str, Any]]) -> str:
+    """The text blocks of `content`, joined: what a reader sees and what search indexes."""
+    parts = [
+        b["text"] for b in content if b.get("type") == "text" and isinstance(b.get("text"), str)
+    ]
+    return "".join(parts)
+
+
+def tool_calls(role: str, content: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The tool_use blocks of an assistant message, or None when it has none."""
+    if role != "assistant":
+        return None
+    calls = [block for block in content if block.get("type") == "tool_use"]
+    return calls or None
+
+
+def title_from(text: str) -> str:
+    """A new conversation's title: its first message on one line, cut near TITLE_CHARS."""
+    line = _WHITESPACE.sub(" ", text).strip()
+    if not line:
+        return UNTITLED
+    if len(line) <= TITLE_CHARS:
+        return line
+    cut = line[: TITLE_CHARS - 1]
+    # Prefer to end at a word boundary, unless that throws most of the title away.
+    space = cut.rfind(" ")
+    if space >= TITLE_CHARS // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def to_message(row: sqlite3.Row) -> Message:
+    content = loads(row["content"]) or []
+    return Message(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        role=row["role"],
+        content=content,
+        status=row["status"],
+        created_at=row["created_at"],
+        text=row["text"],
+        model=row["model"],
+        client_msg_id=row["client_msg_id"],
+        tool_calls=tool_calls(row["role"], content),
+        turn_id=row["turn_id"],
+        usage=loads(row["usage"]),
+    )
+
+
+def to_conversation(row: sqlite3.Row) -> Conversation:
+    return Conversation(
+        id=row["id"],
+        title=row["title"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        model=row["model"],
+        template=row["template"],
+        variables=loads(row["variables"]),
+    )

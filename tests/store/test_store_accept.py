@@ -1,0 +1,135 @@
+"""accept_user_message: committed once per (user, client_msg_id), whatever the races."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from server.errors import NotFound
+from server.store.base import NewUserMessage
+from server.store.sqlite import SqliteStore
+
+from .helpers import ALICE, BOB, send
+
+RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def count_rows(path: Path, user_id: str, client_msg_id: str) -> int:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM messages WHERE user_id = ? AND client_msg_id = ?",
+            (user_id, client_msg_id),
+        ).fetchone()[0]
+
+
+@pytest.mark.parametrize("into_existing", [False, True], ids=["new-conversation", "existing"])
+async def test_twenty_concurrent_sends_store_one_message(
+    store: SqliteStore, db_path: Path, into_existing: bool
+) -> None:
+    conversation_id = (await send(store, ALICE, "first")).conversation_id if into_existing else None
+    new = NewUserMessage(
+        user_id=ALICE, client_msg_id="same-id", text="hello", conversation_id=conversation_id
+    )
+    results = await asyncio.gather(*(store.accept_user_message(new) for _ in range(20)))
+
+    assert count_rows(db_path, ALICE, "same-id") == 1
+    assert sum(r.created for r in results) == 1
+    ids = {(r.conversation_id, r.message_id, r.turn_id) for r in results}
+    assert len(ids) == 1
+    if into_existing:
+        assert results[0].conversation_id == conversation_id
+    conversations, _ = await store.list_conversations(ALICE, before=None, limit=50, query=None)
+    assert len(conversations) == 1
+
+
+async def test_a_resend_after_the_first_commit_gets_the_same_ids(store: SqliteStore) -> None:
+    first = await send(store, ALICE, "open a conversation", client_msg_id="m-1")
+    again = await send(store, ALICE, "open a conversation", client_msg_id="m-1")
+    assert first.created and first.conversation_created
+    assert not again.created and not again.conversation_created
+    assert (again.conversation_id, again.message_id, again.turn_id) == (
+        first.conversation_id,
+        first.message_id,
+        first.turn_id,
+    )
+
+
+async def test_the_same_client_msg_id_is_independent_per_user(store: SqliteStore) -> None:
+    alice = await send(store, ALICE, "hi", client_msg_id="shared")
+    bob = await send(store, BOB, "hi", client_msg_id="shared")
+    assert alice.created and bob.created
+    assert alice.conversation_id != bob.conversation_id
+
+
+async def test_the_message_is_stored_as_sent(store: SqliteStore) -> None:
+    accepted = await send(store, ALICE, "What is  the\nweather?", client_msg_id="c-9")
+    [message], _ = await store.history(ALICE, accepted.conversation_id, before=None, limit=5)
+    assert message.id == accepted.message_id
+    assert message.role == "user" and message.status == "complete"
+    assert message.text == "What is  the\nweather?"
+    assert message.content == [{"type": "text", "text": "What is  the\nweather?"}]
+    assert message.client_msg_id == "c-9"
+    assert message.turn_id == accepted.turn_id
+    assert RFC3339_MS.match(message.created_at)
+    assert accepted.conversation_id.startswith("c_")
+    assert accepted.message_id.startswith("m_") and accepted.turn_id.startswith("t_")
+
+
+async def test_a_new_conversation_keeps_its_settings(store: SqliteStore) -> None:
+    accepted = await store.accept_user_message(
+        NewUserMessage(
+            user_id=ALICE,
+            client_msg_id="x",
+            text="hi",
+            model="m1",
+            template="tpl",
+            variables={"tone": "dry"},
+        )
+    )
+    conversation = await store.get_conversation(ALICE, accepted.conversation_id)
+    assert (conversation.model, conversation.template, conversation.variables) == (
+        "m1",
+        "tpl",
+        {"tone": "dry"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("  Plan a trip\n to   Lisbon  ", "Plan a trip to Lisbon"),
+        ("", "New conversation"),
+        ("x" * 60, "x" * 60),
+        ("x" * 61, "x" * 59 + "…"),
+        ("word " * 20, ("word " * 11).rstrip() + "…"),
+    ],
+)
+async def test_a_new_conversation_is_titled_from_its_first_message(
+    store: SqliteStore, text: str, title: str
+) -> None:
+    accepted = await send(store, ALICE, text)
+    conversation = await store.get_conversation(ALICE, accepted.conversation_id)
+    assert conversation.title == title
+    assert len(conversation.title) <= 60
+
+
+async def test_every_message_bumps_updated_at(store: SqliteStore) -> None:
+    first = await send(store, ALICE, "one")
+    created = await store.get_conversation(ALICE, first.conversation_id)
+    await asyncio.sleep(0.005)
+    await send(store, ALICE, "two", conversation_id=first.conversation_id)
+    bumped = await store.get_conversation(ALICE, first.conversation_id)
+    assert bumped.created_at == created.created_at
+    assert bumped.updated_at > created.updated_at
+
+
+async def test_an_unknown_conversation_is_not_found_and_stores_nothing(
+    store: SqliteStore, db_path: Path
+) -> None:
+    with pytest.raises(NotFound):
+        await send(store, ALICE, "hi", conversation_id="c_nope", client_msg_id="lost")
+    assert count_rows(db_path, ALICE, "lost") == 0
