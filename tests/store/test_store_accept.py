@@ -13,6 +13,7 @@ from server.errors import NotFound
 from server.store.base import NewUserMessage
 from server.store.sqlite import SqliteStore
 
+from .conftest import OpenStore
 from .helpers import ALICE, BOB, send
 
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -26,10 +27,13 @@ def count_rows(path: Path, user_id: str, client_msg_id: str) -> int:
         ).fetchone()[0]
 
 
+@pytest.mark.parametrize("group_max", [256, 3], ids=["one-group", "many-groups"])
 @pytest.mark.parametrize("into_existing", [False, True], ids=["new-conversation", "existing"])
 async def test_twenty_concurrent_sends_store_one_message(
-    store: SqliteStore, db_path: Path, into_existing: bool
+    open_store: OpenStore, db_path: Path, into_existing: bool, group_max: int
 ) -> None:
+    # With a small group_max the twenty duplicates land in separate transactions.
+    store = await open_store(group_commit_max=group_max)
     conversation_id = (await send(store, ALICE, "first")).conversation_id if into_existing else None
     new = NewUserMessage(
         user_id=ALICE, client_msg_id="same-id", text="hello", conversation_id=conversation_id
@@ -44,6 +48,8 @@ async def test_twenty_concurrent_sends_store_one_message(
         assert results[0].conversation_id == conversation_id
     conversations, _ = await store.list_conversations(ALICE, before=None, limit=50, query=None)
     assert len(conversations) == 1
+    if group_max == 3:
+        assert max(store.writer.stats.group_sizes) <= 3 and store.writer.stats.commits >= 7
 
 
 async def test_a_resend_after_the_first_commit_gets_the_same_ids(store: SqliteStore) -> None:

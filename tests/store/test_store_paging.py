@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from server.errors import NotFound
@@ -79,6 +81,7 @@ async def test_conversation_pages_cover_every_conversation_once_newest_first(
     created = [(await send(store, ALICE, f"topic {i}")).conversation_id for i in range(25)]
     # Touch a few older ones so that updated order differs from creation order.
     for cid in (created[3], created[10]):
+        await asyncio.sleep(0.002)  # a later millisecond than every creation
         await send(store, ALICE, "bump", conversation_id=cid)
     walked = await walk_conversations(store, limit)
     assert len(walked) == 25 and {c.id for c in walked} == set(created)
