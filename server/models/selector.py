@@ -3,17 +3,42 @@
 Order of choice: the turn's explicit `model`, else the conversation's, else the template's
 hint, else `routing.default`. The turn runner asks `choose()` for the primary model, then
 iterates `stream()`; `Selection` tells it afterwards which model answered.
+
+What `stream()` does when a call fails:
+
+- Candidates are the primary, then `routing.fallback` in order, without duplicates.
+- A model whose circuit is open is skipped. If every candidate's circuit is open, the turn
+  fails at once with `ModelUnavailable` naming them and `retry_after` set to the earliest
+  probe time: an open circuit means "do not call", and a call we expect to fail would only
+  make the user wait.
+- A retryable failure (`ProviderError.retryable`) is retried on the same model up to
+  `routing.max_retries` times with full-jitter exponential backoff, waiting at least the
+  server's `retry-after`; then the next candidate is tried. A `retry-after` longer than
+  `routing.backoff_max_s` moves on to the next candidate at once when there is one.
+- A non-retryable failure (400, 401, 403, 404, 413, ...) is raised at once: no retry, no
+  fallback. It does not count against the circuit (the endpoint did answer).
+- Fallback happens only before the first event went out. Once the caller has seen any
+  event, a failure is raised to it (it keeps the partial answer as incomplete).
+- With a `deadline` (a `time.monotonic()` value), no wait, retry or stream read runs past
+  it: `server.errors.Timeout` is raised instead, naming what was tried.
+- When every candidate failed, `ModelUnavailable` lists each model and why.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from typing import Any
 
 import msgspec
 
 from server.config import ECHO_MODEL, Config, ModelSettings
-from server.errors import BadRequest
-from server.models.base import ModelEvent, ModelRequest, Provider
+from server.errors import BadRequest, ChinwagError, ModelUnavailable, Timeout
+from server.models.base import ModelEvent, ModelRequest, Provider, ProviderError, Usage
+from server.models.breaker import CircuitBreaker, backoff_delay
 
 
 class Selection(msgspec.Struct):
@@ -23,10 +48,72 @@ class Selection(msgspec.Struct):
     fallback_from: str | None = None
 
 
+class _DeadlineReached(Exception):
+    """The turn's deadline passed while waiting on a model (internal signal)."""
+
+
+class _Tried:
+    """What a turn has tried so far, for the error that ends it."""
+
+    def __init__(self) -> None:
+        self.failures: dict[str, tuple[int, ProviderError]] = {}
+        self.open: dict[str, float | None] = {}
+
+    def failed(self, name: str, error: ProviderError) -> None:
+        count = self.failures.get(name, (0, error))[0]
+        self.failures[name] = (count + 1, error)
+
+    def summary(self) -> str:
+        parts = [
+            f"{name} ({count} attempt{'s' * (count > 1)}, last: {error.message})"
+            for name, (count, error) in self.failures.items()
+        ]
+        parts += [
+            f"{name} (circuit open{f', next probe in {wait:.1f} s' if wait else ''})"
+            for name, wait in self.open.items()
+        ]
+        return "; ".join(parts) or "nothing"
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "tried": [
+                {"model": name, "attempts": count, "status": error.status, "error": error.message}
+                for name, (count, error) in self.failures.items()
+            ],
+            "open_circuits": list(self.open),
+        }
+
+    def retry_after(self) -> float | None:
+        waits = [w for w in self.open.values() if w] + [
+            e.retry_after for _, e in self.failures.values() if e.retry_after
+        ]
+        return min(waits) if waits else None
+
+
 class Selector:
-    def __init__(self, config: Config, providers: dict[str, Provider]):
+    """Chooses models and streams answers with retries, fallback and circuit breakers.
+
+    `clock` drives the breakers, `rand` the jitter and `sleep` the waits between retries;
+    tests inject their own. Deadlines are always `time.monotonic()` values.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        providers: dict[str, Provider],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ):
         self.config = config
         self.providers = providers
+        self.clock = clock
+        self.rand = rand
+        self.sleep = sleep
+        self._breakers: dict[str, CircuitBreaker] = {}
+
+    # -- choosing ------------------------------------------------------------------------
 
     def model_names(self) -> list[str]:
         names = list(self.config.models)
@@ -55,11 +142,152 @@ class Selector:
                 return name
         return self.config.routing.default
 
+    def candidates(self, primary: str) -> list[str]:
+        """The primary, then the configured fallbacks, each once."""
+        names = [primary, *self.config.routing.fallback]
+        return [n for i, n in enumerate(names) if n not in names[:i]]
+
+    # -- health and cost -----------------------------------------------------------------
+
+    def breaker(self, name: str) -> CircuitBreaker:
+        if name not in self._breakers:
+            routing = self.config.routing
+            self._breakers[name] = CircuitBreaker(
+                routing.breaker_failures, routing.breaker_cooldown_s, clock=self.clock
+            )
+        return self._breakers[name]
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Per model: circuit state, consecutive failures, last error and when (epoch s)."""
+        return {
+            name: {"provider": self.settings(name).provider, **self.breaker(name).status()}
+            for name in self.model_names()
+        }
+
+    def cost(self, model_name: str, usage: Usage) -> float:
+        """What `usage` cost on `model_name`, from its prices per million tokens."""
+        settings = self.settings(model_name)
+        return (
+            usage.input_tokens * settings.price_input_per_mtok
+            + usage.output_tokens * settings.price_output_per_mtok
+        ) / 1_000_000
+
+    # -- streaming -----------------------------------------------------------------------
+
     async def stream(
-        self, primary: str, request: ModelRequest, selection: Selection
+        self,
+        primary: str,
+        request: ModelRequest,
+        selection: Selection,
+        *,
+        deadline: float | None = None,
     ) -> AsyncIterator[ModelEvent]:
-        settings = self.settings(primary)
-        provider = self.providers[settings.provider]
-        selection.model = primary
-        async for event in provider.stream(settings, request):
-            yield event
+        """Stream the answer of the first candidate that gives one; see the module doc."""
+        self.settings(primary)
+        selection.model, selection.fallback_from = primary, None
+        tried = _Tried()
+        names = self.candidates(primary)
+        for position, name in enumerate(names):
+            more = position + 1 < len(names)
+            attempt = 0
+            while True:
+                breaker = self.breaker(name)
+                if not breaker.acquire():
+                    if name not in tried.failures:
+                        tried.open[name] = breaker.retry_in()
+                    break
+                started = False
+                try:
+                    async with aclosing(self._call(name, request, deadline)) as events:
+                        async for event in events:
+                            if not started:
+                                started = True
+                                selection.model = name
+                                selection.fallback_from = primary if name != primary else None
+                            yield event
+                except ProviderError as exc:
+                    self._record(breaker, exc)
+                    if started or not exc.retryable:
+                        raise
+                    tried.failed(name, exc)
+                    wait = self._retry_wait(attempt, exc, deadline, more)
+                    if wait is None:
+                        break
+                    await self.sleep(wait)
+                    attempt += 1
+                    continue
+                except _DeadlineReached:
+                    breaker.release()
+                    raise Timeout(
+                        f"turn deadline reached waiting for {name}; tried: {tried.summary()}",
+                        details=tried.details(),
+                    ) from None
+                except BaseException:
+                    breaker.release()  # cancelled or closed: no verdict on the model
+                    raise
+                breaker.record_success()
+                return
+        raise self._exhausted(tried, deadline)
+
+    async def _call(
+        self, name: str, request: ModelRequest, deadline: float | None
+    ) -> AsyncIterator[ModelEvent]:
+        """One call to one model; every read is bounded by the deadline."""
+        if deadline is not None and time.monotonic() >= deadline:
+            raise _DeadlineReached
+        settings = self.settings(name)
+        provider = self.providers.get(settings.provider)
+        if provider is None:
+            raise ProviderError(f"{name}: no provider {settings.provider!r}", retryable=False)
+        events = provider.stream(settings, request)
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(_remaining(deadline)) as scope:
+                        event = await anext(events)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    if scope.expired():
+                        raise _DeadlineReached from None
+                    raise
+                yield event
+        finally:
+            # Close the provider's stream (and so its HTTP response) however we leave.
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def _record(self, breaker: CircuitBreaker, error: ProviderError) -> None:
+        if error.retryable:
+            breaker.record_failure(error.message)
+        else:
+            breaker.record_success()  # the endpoint is up; the request was at fault
+
+    def _retry_wait(
+        self, attempt: int, error: ProviderError, deadline: float | None, more: bool
+    ) -> float | None:
+        """Seconds to wait before retrying the same model, or None to move on."""
+        routing = self.config.routing
+        if attempt >= routing.max_retries:
+            return None
+        hint = error.retry_after or 0.0
+        if hint > routing.backoff_max_s and (more or deadline is None):
+            return None  # the model asks for a long pause: try the next one instead
+        wait = max(backoff_delay(attempt, routing.backoff_base_s, routing.backoff_max_s, self.rand), hint)
+        if deadline is not None and time.monotonic() + wait >= deadline:
+            return None
+        return wait
+
+    def _exhausted(self, tried: _Tried, deadline: float | None) -> ChinwagError:
+        if not tried.failures:
+            message = f"no model available, every circuit is open: {tried.summary()}"
+        elif deadline is not None and time.monotonic() >= deadline:
+            return Timeout(f"turn deadline reached; tried: {tried.summary()}", details=tried.details())
+        else:
+            message = f"no model could answer; tried: {tried.summary()}"
+        return ModelUnavailable(message, details=tried.details(), retry_after=tried.retry_after())
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(deadline - time.monotonic(), 0.0)

@@ -1,0 +1,99 @@
+"""A per-model circuit breaker, and the jittered backoff between retries.
+
+closed ──N consecutive failures──► open ──cool-down──► half_open ──probe ok──► closed
+                                    ▲                      │
+                                    └──────probe fails─────┘
+
+While open, the model gets no calls. Once the cool-down has passed, exactly one caller is
+let through as the probe; everyone else still sees the circuit as open until the probe
+reports back. Time comes from an injected clock so tests need not wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+State = Literal["closed", "open", "half_open"]
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        failures: int,
+        cooldown_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ):
+        self.threshold = max(failures, 1)
+        self.cooldown_s = cooldown_s
+        self.clock = clock
+        self.wall = wall
+        self.consecutive_failures = 0
+        self.opened_at: float | None = None
+        self.probing = False
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None  # wall-clock seconds, for people
+
+    @property
+    def state(self) -> State:
+        if self.opened_at is None:
+            return "closed"
+        if self.clock() - self.opened_at >= self.cooldown_s:
+            return "half_open"
+        return "open"
+
+    def acquire(self) -> bool:
+        """May a call go out now? In half-open state only the first caller gets True."""
+        state = self.state
+        if state == "closed":
+            return True
+        if state == "half_open" and not self.probing:
+            self.probing = True
+            return True
+        return False
+
+    def record_success(self) -> None:
+        self.consecutive_failures = 0
+        self.opened_at = None
+        self.probing = False
+
+    def record_failure(self, error: str) -> None:
+        self.consecutive_failures += 1
+        self.last_error = error
+        self.last_error_at = self.wall()
+        if self.probing or self.consecutive_failures >= self.threshold:
+            self.opened_at = self.clock()  # (re)open: a failed probe restarts the cool-down
+        self.probing = False
+
+    def release(self) -> None:
+        """The call ended without a verdict (cancelled, deadline): let another probe go."""
+        self.probing = False
+
+    def retry_in(self) -> float | None:
+        """Seconds until the next probe may go out, or None when calls are allowed now."""
+        if self.opened_at is None:
+            return None
+        return max(self.cooldown_s - (self.clock() - self.opened_at), 0.0) or None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "consecutive_failures": self.consecutive_failures,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
+            "retry_in_s": self.retry_in(),
+        }
+
+
+def backoff_delay(
+    attempt: int, base_s: float, max_s: float, rand: Callable[[], float]
+) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(max, base * 2**attempt)].
+
+    Full jitter spreads the retries of many turns hit by the same outage, so they do not
+    return in lock-step and knock the recovering provider over again.
+    """
+    return rand() * min(max_s, base_s * (2 ** attempt))
