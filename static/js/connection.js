@@ -244,7 +244,7 @@ export class Connection {
       }
     }
     this.canResume = resume;
-    this.setState("reconnecting");
+    this.setState(this.downState());
     this.reconnectSoon(100 + Math.random() * 400);
   }
 
@@ -267,7 +267,7 @@ export class Connection {
     const min = SLOW_DOWN.has(code) ? 5000 : 0;
     const delay = backoffDelay(this.attempt, { min, base: 500, cap: 15000 });
     this.attempt = Math.min(this.attempt + 1, 10);
-    this.setState(navigator.onLine === false ? "offline" : "reconnecting");
+    this.setState(this.downState());
     this.reconnectSoon(Math.max(delay, this.attempt === 1 ? 150 : 0));
   }
 
@@ -276,9 +276,14 @@ export class Connection {
     clearTimeout(this.timers.retry);
     this.timers.retry = setTimeout(() => {
       this.timers.retry = 0;
-      if (this.state !== "offline" || navigator.onLine !== false) this.setState(this.attempt ? "reconnecting" : "connecting");
+      this.setState(this.attempt ? this.downState() : "connecting");
       this.open();
     }, delay);
+  }
+
+  /** Not connected: "offline" when the browser says so or many tries failed, else "reconnecting". */
+  downState() {
+    return navigator.onLine === false || this.attempt >= 6 ? "offline" : "reconnecting";
   }
 
   /** The state to persist so that a reload can resume. */

@@ -97,7 +97,8 @@ export function createThread({ store, actions }) {
       meta.push(h("span", { "data-testid": "send-state" }, online ? "Sending…" : "Queued: sends when you are back online"));
       v.el.dataset.status = online ? "pending" : "queued";
     }
-    clear(v.el).append(h("div", { class: "bubble-user" }, msg.text || ""), meta.length ? h("div", { class: "message-meta" }, meta) : null);
+    clear(v.el).append(h("div", { class: "bubble-user" }, msg.text || ""));
+    if (meta.length) v.el.append(h("div", { class: "message-meta" }, meta));
   }
 
   function renderAnswer(msg, v) {
