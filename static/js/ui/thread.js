@@ -142,13 +142,14 @@ export function createThread({ store, actions }) {
       const why = msg.error && msg.error.message ? msg.error.message : "the model could not answer";
       tail.push(h("div", { class: "note failed", "data-testid": "message-note" }, `The answer failed: ${why}`));
     }
-    if (msg.status !== "streaming" && msg.role === "assistant") {
+    const hasText = parts.some((p) => p.kind === "text" && p.text.trim());
+    if (msg.status !== "streaming" && msg.role === "assistant" && (hasText || v.isLast)) {
       const bits = [];
       if (msg.model) {
         const by = msg.fallback_from ? `answered by ${msg.model} (fallback from ${msg.fallback_from})` : msg.model;
         bits.push(h("span", { "data-testid": "message-model" }, by));
       }
-      bits.push(
+      if (hasText) bits.push(
         h("button", {
           type: "button", class: "icon-button", "aria-label": "Copy answer", "data-testid": "copy-answer",
           onclick: async (e) => {
