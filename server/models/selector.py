@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -231,7 +231,7 @@ class Selector:
 
     async def _call(
         self, name: str, request: ModelRequest, deadline: float | None
-    ) -> AsyncIterator[ModelEvent]:
+    ) -> AsyncGenerator[ModelEvent, None]:
         """One call to one model; every read is bounded by the deadline."""
         if deadline is not None and time.monotonic() >= deadline:
             raise _DeadlineReached

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass
@@ -97,4 +97,4 @@ class Raw:
     headers: dict[str, str] = field(default_factory=lambda: {"content-type": "text/event-stream"})
 
 
-Behaviour = Union[Reply, Fail, Hang, Raw, Callable[..., Any]]
+Behaviour = Reply | Fail | Hang | Raw | Callable[..., Any]

@@ -14,8 +14,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -68,12 +68,12 @@ class FakeServer:
 
     # -- the scripting API ---------------------------------------------------------------
 
-    def script(self, *behaviours: Behaviour) -> FakeServer:
+    def script(self, *behaviours: Behaviour) -> Self:
         """Queue behaviours for the next calls, in order; later calls get `default`."""
         self._script.extend(behaviours)
         return self
 
-    def always(self, behaviour: Behaviour) -> FakeServer:
+    def always(self, behaviour: Behaviour) -> Self:
         """Drop the queue and answer every later call with `behaviour`."""
         self._script.clear()
         self.default = behaviour
@@ -98,7 +98,7 @@ class FakeServer:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> FakeServer:
+    def start(self) -> Self:
         app = Starlette(routes=[Route(self.path, self._endpoint, methods=["POST"])])
         config = uvicorn.Config(
             app, host="127.0.0.1", port=0, lifespan="off", log_config=None,
@@ -124,13 +124,13 @@ class FakeServer:
         self._thread.join(10)
         self._server = self._thread = None
 
-    def __enter__(self) -> FakeServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    async def __aenter__(self) -> FakeServer:
+    async def __aenter__(self) -> Self:
         return await asyncio.to_thread(self.start)
 
     async def __aexit__(self, *exc: object) -> None:

@@ -94,7 +94,7 @@ async def test_primary_hangs_fallback_answers_within_timeouts(fake_anthropic, fa
     selector = selector_for(config)
     started = time.monotonic()
 
-    events, selection = await collect(selector, "claude", deadline=started + 10)
+    _, selection = await collect(selector, "claude", deadline=started + 10)
 
     assert selection == Selection(model="local", fallback_from="claude")
     assert time.monotonic() - started < 5  # two 0.5 s timeouts, generously bounded
