@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
-import httpx2  # the SDK's HTTP transport: a body read failing mid-stream raises its errors
 
 from server.config import ModelSettings
 from server.models.base import (
@@ -28,7 +27,7 @@ from server.models.base import (
     ToolUse,
     Usage,
 )
-from server.models.common import ClientCache, api_key, next_event
+from server.models.common import ClientCache, TransportError, api_key, next_event
 from server.models.errors import connection_failed, from_status, timed_out
 
 
@@ -63,7 +62,7 @@ class AnthropicProvider:
             raise timed_out(model.model_id, str(exc.message)) from exc
         except anthropic.APIConnectionError as exc:
             raise connection_failed(model.model_id, str(exc.message)) from exc
-        except httpx2.TransportError as exc:
+        except TransportError as exc:
             # A body read that fails mid-stream surfaces as the transport's own exception.
             raise connection_failed(model.model_id, f"{type(exc).__name__}: {exc}") from exc
         for ours in state.finish():

@@ -1,4 +1,8 @@
-"""What the SDK-backed providers share: API keys, a client cache, and the idle timer."""
+"""What the SDK-backed providers share: API keys, a client cache, and the idle timer.
+
+`TransportError` is the base of what the SDKs' HTTP library raises when a body read fails
+mid-stream (the SDKs wrap errors before the response, not always those after it).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,11 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Generic, TypeVar
+
+try:  # the SDKs' HTTP transport: httpx2 for anthropic>=2 / openai>=3, httpx before
+    from httpx2 import TransportError
+except ImportError:  # pragma: no cover
+    from httpx import TransportError  # type: ignore[assignment]  # noqa: F401
 
 from server.config import ModelSettings
 from server.models.base import ProviderError

@@ -18,7 +18,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx2  # the SDK's HTTP transport: a body read failing mid-stream raises its errors
 import openai
 
 from server.config import ModelSettings
@@ -32,7 +31,7 @@ from server.models.base import (
     ToolUse,
     Usage,
 )
-from server.models.common import ClientCache, api_key, next_event
+from server.models.common import ClientCache, TransportError, api_key, next_event
 from server.models.errors import connection_failed, from_status, timed_out
 
 STOP_REASONS = {
@@ -84,7 +83,7 @@ class OpenAIProvider:
         except openai.APIError as exc:
             # An error object inside the event stream (no HTTP status of its own).
             raise from_status(model.model_id, 200, {"error": exc.body}, None, _message(exc)) from exc
-        except httpx2.TransportError as exc:
+        except TransportError as exc:
             raise connection_failed(model.model_id, f"{type(exc).__name__}: {exc}") from exc
         for ours in state.finish():
             yield ours
