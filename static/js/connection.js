@@ -265,7 +265,7 @@ export class Connection {
     if (this.goodSince && Date.now() - this.goodSince > 10000) this.attempt = 0;
     this.goodSince = 0;
     const min = SLOW_DOWN.has(code) ? 5000 : 0;
-    const delay = backoffDelay(this.attempt, { min, base: 500, cap: 15000 });
+    const delay = backoffDelay(this.attempt, { min, base: 500, cap: 10000 });
     this.attempt = Math.min(this.attempt + 1, 10);
     this.setState(this.downState());
     this.reconnectSoon(Math.max(delay, this.attempt === 1 ? 150 : 0));

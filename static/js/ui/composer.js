@@ -101,7 +101,6 @@ export function createComposer({ store, actions }) {
     if (!menuItems.length) return closeMenu();
     menuIndex = Math.min(menuIndex, menuItems.length - 1);
     menu.hidden = false;
-    input.setAttribute("aria-expanded", "true");
     paintMenu();
   }
 
@@ -120,7 +119,6 @@ export function createComposer({ store, actions }) {
         h("span", { class: "slash-desc" }, firstLine(tool.description))),
       );
     });
-    input.setAttribute("aria-activedescendant", `slash-${menuIndex}`);
   }
 
   function complete(tool) {
@@ -134,8 +132,6 @@ export function createComposer({ store, actions }) {
     menu.hidden = true;
     menuItems = [];
     menuIndex = 0;
-    input.removeAttribute("aria-activedescendant");
-    input.setAttribute("aria-expanded", "false");
   }
   input.setAttribute("aria-controls", "slash-menu");
   input.addEventListener("blur", () => setTimeout(closeMenu, 150));
