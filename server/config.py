@@ -99,8 +99,12 @@ class EchoSettings(Section):
     delay_ms: float = 10.0
 
 
+SHIPPED_PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
+
+
 class PromptSettings(Section):
-    dir: str = "prompts"
+    # Folder of `*.md.j2` templates; empty means the templates shipped with chinwag.
+    dir: str = ""
     default_template: str = "system"
 
 
@@ -125,11 +129,12 @@ class Config(Section):
     def model_names(self) -> list[str]:
         return list(self.models)
 
-    def effective_origins(self) -> set[str]:
-        """The origins a browser handshake may come from."""
+    def effective_origins(self, port: int | None = None) -> set[str]:
+        """The origins a browser handshake may come from; `port` is the one actually bound
+        (it differs from the configured one when that is 0)."""
         if self.server.allowed_origins:
             return set(self.server.allowed_origins)
-        port = self.server.port
+        port = port or self.server.port
         origins = {f"http://127.0.0.1:{port}", f"http://localhost:{port}", f"http://[::1]:{port}"}
         if self.server.public_url:
             origins.add(self.server.public_url.rstrip("/"))
@@ -224,3 +229,7 @@ def _check_references(config: Config, source: str) -> None:
     for name in config.routing.fallback:
         if name not in known:
             raise ConfigError("routing.fallback", f"no model named {name!r}", source)
+
+
+def prompts_dir(settings: PromptSettings) -> Path:
+    return Path(settings.dir) if settings.dir else SHIPPED_PROMPTS

@@ -1,0 +1,129 @@
+"""`create_app(config, ...)`: the Starlette application, its routes and its lifespan.
+
+Collaborators are passed in (a store, providers, an authenticator) so tests build an app
+with a fake provider instead of patching globals; anything not given is built from config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from server import protocol
+from server.auth import Authenticator
+from server.config import Config
+from server.gateway import websocket_endpoint
+from server.models import close_providers
+from server.models.base import Provider
+from server.runtime import Runtime
+from server.store.base import Store
+from server.store.sqlite import SqliteStore
+
+log = structlog.get_logger("chinwag.app")
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+SWEEP_INTERVAL_S = 5.0
+
+
+def create_app(
+    config: Config,
+    *,
+    store: Store | None = None,
+    providers: dict[str, Provider] | None = None,
+    authenticator: Authenticator | None = None,
+    static_dir: Path = STATIC_DIR,
+) -> Starlette:
+    runtime = Runtime(
+        config,
+        store=store or SqliteStore(config.store.path, config.store),
+        providers=providers,
+        authenticator=authenticator,
+    )
+    runtime.prompts.load()  # a broken template stops start-up here, naming file and line
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await runtime.store.open()
+        recovered = await runtime.store.recover()
+        if recovered:
+            log.warning("recovered_interrupted_answers", count=recovered)
+        sweeper = asyncio.create_task(_sweep_sessions(runtime))
+        log.info("server_started", models=runtime.selector.model_names())
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await drain(runtime)
+            await runtime.store.close()
+            await close_providers(runtime.selector.providers)
+
+    app = Starlette(
+        routes=[
+            Route("/", _index, methods=["GET"]),
+            Route("/healthz", _healthz, methods=["GET"]),
+            Route("/readyz", _readyz, methods=["GET"]),
+            WebSocketRoute("/ws", websocket_endpoint),
+            Mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static"),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.static_dir = static_dir
+    return app
+
+
+def begin_drain(runtime: Runtime) -> None:
+    """Stop taking work: tell every client to reconnect, and close sockets with 1012.
+
+    Called by the server before it stops accepting connections (see `server.cli`), and again
+    (a no-op then) by the lifespan for servers that do not call it."""
+    if runtime.draining:
+        return
+    runtime.draining = True
+    runtime.fanout.broadcast(protocol.Reconnect(reason="server shutting down"))
+    for session in list(runtime.sessions.sessions.values()):
+        if session.outlet is not None:
+            session.outlet.close(1012, "server restarting")
+
+
+async def drain(runtime: Runtime) -> None:
+    """Give running turns their grace period, then stop and checkpoint what is left."""
+    begin_drain(runtime)
+    await runtime.turns.drain(runtime.config.server.shutdown_grace_s)
+
+
+async def _sweep_sessions(runtime: Runtime) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL_S)
+        runtime.sessions.expire()
+
+
+async def _index(request: Request) -> Response:
+    return FileResponse(request.app.state.static_dir / "index.html", media_type="text/html")
+
+
+async def _healthz(request: Request) -> Response:
+    return JSONResponse({"status": "alive"})
+
+
+async def _readyz(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    problems: list[str] = []
+    if runtime.draining:
+        problems.append("draining")
+    try:
+        await asyncio.wait_for(runtime.store.ping(), timeout=0.05)
+    except Exception as exc:  # any failure of the store means not ready
+        problems.append(f"store: {type(exc).__name__}")
+    if problems:
+        return JSONResponse({"status": "unready", "problems": problems}, status_code=503)
+    return JSONResponse({"status": "ready"})

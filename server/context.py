@@ -1,0 +1,102 @@
+"""Which history goes into a prompt: the newest messages that fit the model's budget.
+
+The budget is the model's context window minus its output budget minus the system prompt.
+Messages are taken newest first until the next one would not fit. A tool result is never
+sent without the assistant message holding its tool call (the APIs reject that), so the
+two are kept or dropped together. Token counts are estimated (about 4 characters a token,
+rounded up); the estimate errs high so that the real count stays under the window.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+
+from server.models.base import ChatMessage
+from server.protocol import Message
+
+CHARS_PER_TOKEN = 4
+MESSAGE_OVERHEAD_TOKENS = 4
+# Statuses whose text is worth showing the model: a cancelled or cut-off answer still says
+# what the user saw; a failed one with no text is left out.
+USABLE = {"complete", "cancelled", "incomplete", "streaming"}
+
+
+class ContextWindow(msgspec.Struct):
+    messages: list[ChatMessage]
+    tokens: int
+    dropped: int  # messages left out for the budget
+
+
+def estimate_tokens(value: Any) -> int:
+    text = value if isinstance(value, str) else msgspec.json.encode(value).decode()
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def build_context(history: list[Message], *, budget: int) -> ContextWindow:
+    """Fit `history` (oldest first) into `budget` tokens, keeping the newest messages."""
+    groups = _group_tool_exchanges(_to_chat(history))
+    kept: list[list[ChatMessage]] = []
+    used = 0
+    for group in reversed(groups):
+        cost = sum(_message_tokens(m) for m in group)
+        if used + cost > budget:
+            break
+        kept.append(group)
+        used += cost
+    messages = [m for group in reversed(kept) for m in group]
+    messages = _drop_leading_non_user(messages)
+    total = len([m for g in groups for m in g])
+    return ContextWindow(messages=messages, tokens=used, dropped=total - len(messages))
+
+
+def _to_chat(history: list[Message]) -> list[ChatMessage]:
+    chat: list[ChatMessage] = []
+    for message in history:
+        if message.status not in USABLE or not message.content:
+            continue
+        role = "user" if message.role in ("user", "tool") else "assistant"
+        chat.append(ChatMessage(role=role, content=message.content))
+    return _merge_same_role(chat)
+
+
+def _merge_same_role(chat: list[ChatMessage]) -> list[ChatMessage]:
+    """The APIs want user and assistant turns to alternate; join neighbours of one role."""
+    merged: list[ChatMessage] = []
+    for message in chat:
+        if merged and merged[-1].role == message.role:
+            merged[-1] = ChatMessage(message.role, merged[-1].content + message.content)
+        else:
+            merged.append(message)
+    return merged
+
+
+def _group_tool_exchanges(chat: list[ChatMessage]) -> list[list[ChatMessage]]:
+    """Pair an assistant message that calls tools with the user message carrying results."""
+    groups: list[list[ChatMessage]] = []
+    for message in chat:
+        if groups and _has(message, "tool_result") and _has(groups[-1][-1], "tool_use"):
+            groups[-1].append(message)
+        else:
+            groups.append([message])
+    return groups
+
+
+def _drop_leading_non_user(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """A prompt must open with a user message that is not a bare tool result."""
+    start = 0
+    while start < len(messages) and (
+        messages[start].role != "user" or _has(messages[start], "tool_result")
+    ):
+        start += 1
+    return messages[start:]
+
+
+def _has(message: ChatMessage, block_type: str) -> bool:
+    return any(block.get("type") == block_type for block in message.content)
+
+
+def _message_tokens(message: ChatMessage) -> int:
+    return MESSAGE_OVERHEAD_TOKENS + sum(estimate_tokens(block) for block in message.content)

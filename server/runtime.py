@@ -1,0 +1,53 @@
+"""Everything one server process runs on, built once from config and passed around.
+
+Tests build it with their own store or providers (`create_app(config, store=..., providers=...)`);
+nothing in chinwag reaches for a global.
+"""
+
+from __future__ import annotations
+
+import time
+
+from server.auth import Authenticator
+from server.config import Config, prompts_dir
+from server.fanout import Fanout
+from server.models import build_providers
+from server.models.base import Provider
+from server.models.selector import Selector
+from server.prompts import PromptLibrary
+from server.sessions import SessionRegistry
+from server.store.base import Store
+from server.turns import TurnRunner
+
+
+class Runtime:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: Store,
+        providers: dict[str, Provider] | None = None,
+        authenticator: Authenticator | None = None,
+    ):
+        self.config = config
+        self.store = store
+        self.started_at = time.time()
+        self.draining = False
+        self.bound_port: int | None = None  # set once the server listens
+        self.authenticator = authenticator or Authenticator()
+        self.prompts = PromptLibrary(prompts_dir(config.prompts))
+        self.selector = Selector(config, providers or build_providers(config))
+        self.sessions = SessionRegistry(
+            ttl_s=config.session.ttl_s, buffer_size=config.session.replay_buffer
+        )
+        self.fanout = Fanout(self.sessions)
+        self.turns = TurnRunner(
+            config=config,
+            store=store,
+            selector=self.selector,
+            prompts=self.prompts,
+            fanout=self.fanout,
+        )
+
+    def allowed_origins(self) -> set[str]:
+        return self.config.effective_origins(self.bound_port)

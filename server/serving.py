@@ -1,0 +1,76 @@
+"""Running the app under uvicorn, with chinwag's shutdown order.
+
+On SIGTERM clients first get `reconnect` and a close with 1012 (so they resume elsewhere),
+then uvicorn stops accepting, then the lifespan gives running turns their grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+
+import uvicorn
+
+from server.config import Config
+
+
+def uvicorn_config(app: object, config: Config) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=config.server.host,
+        port=config.server.port,
+        ws="websockets-sansio",
+        ws_max_size=config.limits.max_frame_bytes,  # a bigger frame is closed with 1009
+        ws_ping_interval=config.session.heartbeat_s,
+        ws_ping_timeout=config.session.heartbeat_s,
+        ws_per_message_deflate=False,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=config.server.shutdown_grace_s + 5,
+    )
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, but clients hear `reconnect` and close 1012 before it stops accepting."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        on_shutdown: Callable[[], None] = lambda: None,
+        on_listening: Callable[[int], None] = lambda port: None,
+    ):
+        super().__init__(config)
+        self.on_shutdown = on_shutdown
+        self.on_listening = on_listening
+
+    async def startup(self, sockets=None):  # type: ignore[no-untyped-def]
+        await super().startup(sockets)
+        for server in self.servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                self.on_listening(port)
+                # A machine-readable line, so that scripts and tests can use --port 0.
+                print(f"chinwag listening on http://{host}:{port}", file=sys.stderr, flush=True)
+
+    async def shutdown(self, sockets=None):  # type: ignore[no-untyped-def]
+        self.on_shutdown()
+        await asyncio.sleep(0.05)  # let the writers put the reconnect frames on the wire
+        await super().shutdown(sockets)
+
+
+def serve(config: Config) -> None:
+    from server.app import begin_drain, create_app
+    from server.observability import configure_logging
+
+    configure_logging(config.log)
+    app = create_app(config)
+    runtime = app.state.runtime
+    server = DrainingServer(
+        uvicorn_config(app, config),
+        on_shutdown=lambda: begin_drain(runtime),
+        on_listening=lambda port: setattr(runtime, "bound_port", port),
+    )
+    asyncio.run(server.serve())

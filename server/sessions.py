@@ -1,0 +1,166 @@
+"""Sessions that outlive sockets: the seq counter, the replay buffer, resume, expiry.
+
+A session belongs to one user. Every event published to it gets the next `seq` and is kept
+in a bounded replay buffer; when a socket is attached the event is also handed to that
+socket's outbound queue. A socket that drops leaves the session detached; a `hello` with
+`resume` within `session.ttl_s` re-attaches it and replays every event after `last_seq`.
+
+Nothing here touches the network: `Outlet` is whatever receives encoded frames (the
+gateway's outbound queue, or a list in tests).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+import msgspec
+
+from server import protocol
+from server.store.base import UserRecord
+
+
+class Outlet(Protocol):
+    """The sending side of one socket."""
+
+    def deliver(self, frame: bytes, *, seq: int | None = None, replay: bool = False) -> None: ...
+
+    def congested(self) -> bool: ...
+
+    def replace_pending(self, seq: int, frame: bytes) -> bool:
+        """Replace queued, unsent event `seq` with `frame`; False if it was already sent."""
+
+    def takeover(self) -> None:
+        """Another socket resumed this session: close this one with 1000."""
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Close the socket with a code from PROTOCOL.md's table."""
+
+
+class Session:
+    def __init__(self, user: UserRecord, *, buffer_size: int, clock: Callable[[], float]):
+        self.id = "s_" + secrets.token_urlsafe(12)
+        self.resume_token = secrets.token_urlsafe(24)
+        self.user = user
+        self.seq = 0
+        # (seq, encoded frame, the event itself when it is a delta that may still be merged)
+        self.buffer: deque[tuple[int, bytes, protocol.Delta | None]] = deque(maxlen=buffer_size)
+        # Highest seq ever handed to a socket: events up to it may have reached the client.
+        self.handed_upto = 0
+        self.outlet: Outlet | None = None
+        self.open_conversations: set[str] = set()
+        self._clock = clock
+        self.detached_at: float | None = clock()
+
+    def publish(self, event: protocol.Event) -> int:
+        """Give `event` the next seq, keep it for replay, and send it if a socket is attached."""
+        if isinstance(event, protocol.Delta) and self._merge_delta(event):
+            return self.seq
+        self.seq += 1
+        stamped = msgspec.structs.replace(event, seq=self.seq)
+        frame = protocol.encode(stamped)
+        self.buffer.append((self.seq, frame, stamped if isinstance(stamped, protocol.Delta) else None))
+        if self.outlet is not None:
+            self.outlet.deliver(frame, seq=self.seq)
+            self.handed_upto = self.seq
+        return self.seq
+
+    def _merge_delta(self, event: protocol.Delta) -> bool:
+        """Append to the previous delta instead of adding one, when no client can have seen
+        it: nothing is attached and it was never handed out, or it sits unsent in a congested
+        queue. Keeps seq gap-free while a slow or absent reader gets fewer, larger frames."""
+        if not self.buffer:
+            return False
+        seq, _, previous = self.buffer[-1]
+        if previous is None or previous.turn_id != event.turn_id:
+            return False
+        merged = protocol.Delta(turn_id=event.turn_id, text=previous.text + event.text, seq=seq)
+        frame = protocol.encode(merged)
+        if self.outlet is None:
+            if seq <= self.handed_upto:
+                return False
+        elif not (self.outlet.congested() and self.outlet.replace_pending(seq, frame)):
+            return False
+        self.buffer[-1] = (seq, frame, merged)
+        return True
+
+    def can_replay_from(self, last_seq: int) -> bool:
+        """True when every event after `last_seq` is still in the buffer."""
+        if last_seq > self.seq or last_seq < 0:
+            return False
+        oldest = self.buffer[0][0] if self.buffer else self.seq + 1
+        return last_seq + 1 >= oldest
+
+    def attach(self, outlet: Outlet, welcome: bytes, *, last_seq: int | None) -> None:
+        """Send `welcome`, then the events after `last_seq`, then live events, in that order.
+
+        Runs without awaiting, so no event can slip in between the replay and going live.
+        """
+        if self.outlet is not None and self.outlet is not outlet:
+            self.outlet.takeover()
+        outlet.deliver(welcome)
+        if last_seq is not None:
+            for seq, frame, _ in self.buffer:
+                if seq > last_seq:
+                    outlet.deliver(frame, seq=seq, replay=True)
+        self.handed_upto = self.seq
+        self.outlet = outlet
+        self.detached_at = None
+
+    def detach(self, outlet: Outlet) -> None:
+        if self.outlet is outlet:
+            self.outlet = None
+            self.detached_at = self._clock()
+
+    def token_matches(self, token: str) -> bool:
+        return hmac.compare_digest(self.resume_token.encode(), token.encode())
+
+
+class SessionRegistry:
+    """Every live session of this process, by id and by user."""
+
+    def __init__(self, *, ttl_s: float, buffer_size: int, clock: Callable[[], float] = time.monotonic):
+        self.ttl_s = ttl_s
+        self.buffer_size = buffer_size
+        self.clock = clock
+        self.sessions: dict[str, Session] = {}
+
+    def create(self, user: UserRecord) -> Session:
+        session = Session(user, buffer_size=self.buffer_size, clock=self.clock)
+        self.sessions[session.id] = session
+        return session
+
+    def find_resumable(self, user: UserRecord, resume: protocol.ResumeInfo) -> Session | None:
+        """The session to resume, or None when resume cannot be honoured (for any reason:
+        unknown, expired, another user's, wrong token, or events no longer in the buffer)."""
+        self.expire()
+        session = self.sessions.get(resume.session_id)
+        if session is None or session.user.id != user.id:
+            return None
+        if not session.token_matches(resume.resume_token):
+            return None
+        if not session.can_replay_from(resume.last_seq):
+            return None
+        return session
+
+    def of_user(self, user_id: str) -> Iterable[Session]:
+        return [s for s in self.sessions.values() if s.user.id == user_id]
+
+    def expire(self) -> list[Session]:
+        """Drop sessions detached for longer than the TTL."""
+        now = self.clock()
+        gone = [
+            s
+            for s in self.sessions.values()
+            if s.detached_at is not None and now - s.detached_at > self.ttl_s
+        ]
+        for session in gone:
+            del self.sessions[session.id]
+        return gone
+
+    def attached_count(self) -> int:
+        return sum(1 for s in self.sessions.values() if s.outlet is not None)

@@ -1,0 +1,328 @@
+"""The turn runner: from a committed user message to a committed answer, streamed as events.
+
+A turn runs as its own task, independent of any socket: a client that disconnects finds the
+turn finished (or still running) when it resumes. One turn runs at a time per conversation;
+later turns wait their turn (or are refused, with `turns.concurrent = "reject"`).
+
+The stored text of a cancelled answer is exactly the deltas already published, because the
+text is accumulated from what was published and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import structlog
+
+from server import protocol
+from server.config import Config
+from server.context import build_context, estimate_tokens
+from server.errors import ChinwagError, Conflict, Internal, NotFound, Timeout
+from server.fanout import Fanout
+from server.models.base import Finish, ModelRequest, TextDelta, Usage
+from server.models.selector import Selection, Selector
+from server.prompts import PromptLibrary
+from server.store.base import Store, UserRecord
+
+log = structlog.get_logger("chinwag.turns")
+
+
+class TurnRequest(msgspec.Struct, kw_only=True):
+    turn_id: str
+    user: UserRecord
+    conversation_id: str
+    model: str | None = None
+    template: str | None = None
+    variables: dict[str, str] | None = None
+
+
+class RunningTurn:
+    def __init__(self, request: TurnRequest):
+        self.request = request
+        self.task: asyncio.Task[None] | None = None
+        self.text: list[str] = []
+        self.message_id: str | None = None
+        # Why the task was cancelled: "cancel" (the user's stop) or "shutdown".
+        self.cancel_reason: str | None = None
+
+
+class TurnOutcome(msgspec.Struct, kw_only=True):
+    status: str = "complete"  # wire status: complete | cancelled | failed
+    stored_status: str = "complete"  # message status: also "incomplete"
+    stop_reason: str | None = None
+    usage: Usage = Usage()
+    error: ChinwagError | None = None
+
+
+class TurnRunner:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        store: Store,
+        selector: Selector,
+        prompts: PromptLibrary,
+        fanout: Fanout,
+    ):
+        self.config = config
+        self.store = store
+        self.selector = selector
+        self.prompts = prompts
+        self.fanout = fanout
+        self.running: dict[str, RunningTurn] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- control ------------------------------------------------------------------------
+
+    def check_accepts(self, conversation_id: str | None) -> None:
+        """Under the "reject" policy, refuse a send to a conversation with a turn running."""
+        if self.config.turns.concurrent == "reject" and conversation_id:
+            if any(t.request.conversation_id == conversation_id for t in self.running.values()):
+                raise Conflict("a turn is already running in this conversation")
+
+    def start(self, request: TurnRequest) -> RunningTurn:
+        turn = RunningTurn(request)
+        self.running[request.turn_id] = turn
+        turn.task = asyncio.create_task(self._run(turn), name=f"turn {request.turn_id}")
+        return turn
+
+    async def cancel(self, user_id: str, turn_id: str) -> None:
+        """Stop a running turn of this user. An ended turn is fine; an unknown one is not."""
+        turn = self.running.get(turn_id)
+        if turn is None or turn.request.user.id != user_id:
+            if await self.store.turn_exists(user_id, turn_id):
+                return
+            raise NotFound("turn not found")
+        if turn.task is not None and turn.cancel_reason is None:
+            turn.cancel_reason = "cancel"
+            turn.task.cancel()
+
+    async def drain(self, grace_s: float) -> None:
+        """Shutdown: let running turns finish for `grace_s`, then stop and checkpoint them."""
+        tasks = [t.task for t in self.running.values() if t.task is not None]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace_s)
+        for turn in list(self.running.values()):
+            if turn.task in pending:
+                turn.cancel_reason = "shutdown"
+                turn.task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+
+    # -- one turn ------------------------------------------------------------------------
+
+    def _lock(self, conversation_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(conversation_id, asyncio.Lock())
+
+    async def _run(self, turn: RunningTurn) -> None:
+        request = turn.request
+        lock = self._lock(request.conversation_id)
+        with structlog.contextvars.bound_contextvars(
+            turn_id=request.turn_id,
+            conversation_id=request.conversation_id,
+            user_id=request.user.id,
+        ):
+            try:
+                async with lock:
+                    await self._execute(turn)
+            except asyncio.CancelledError:
+                if turn.message_id is None:  # cancelled while queued behind another turn
+                    await self._finish_unstarted(turn, TurnOutcome(status="cancelled", stored_status="cancelled"))
+            except Exception as exc:
+                error = exc if isinstance(exc, ChinwagError) else Internal("internal error")
+                if not isinstance(exc, ChinwagError):
+                    log.exception("turn_crashed")
+                if turn.message_id is None:  # failed before it could start: say so, and store it
+                    outcome = TurnOutcome(status="failed", stored_status="failed")
+                    self._fail(turn, outcome, error)
+                    await self._finish_unstarted(turn, outcome)
+            finally:
+                self.running.pop(request.turn_id, None)
+                if not lock.locked() and not lock._waiters:  # type: ignore[attr-defined]
+                    self._locks.pop(request.conversation_id, None)
+
+    async def _execute(self, turn: RunningTurn) -> None:
+        request = turn.request
+        started = time.monotonic()
+        conversation = await self.store.get_conversation(request.user.id, request.conversation_id)
+        template_name = (
+            request.template or conversation.template or self.config.prompts.default_template
+        )
+        template = self.prompts.get(template_name)
+        model = self.selector.choose(
+            explicit=request.model, conversation=conversation.model, template_hint=template.meta.model
+        )
+        message = await self.store.start_assistant_message(
+            request.user.id, request.conversation_id, request.turn_id, model
+        )
+        turn.message_id = message.id
+        self._publish(turn, protocol.TurnStarted(
+            turn_id=request.turn_id,
+            conversation_id=request.conversation_id,
+            message_id=message.id,
+            model=model,
+            template=template_name,
+        ))
+        selection = Selection(model=model)
+        outcome = await self._stream_answer(turn, conversation, template_name, model, selection)
+        await self._finish(turn, outcome, selection)
+        log.info(
+            "turn_completed",
+            status=outcome.status,
+            model=selection.model,
+            fallback_from=selection.fallback_from,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+            input_tokens=outcome.usage.input_tokens,
+            output_tokens=outcome.usage.output_tokens,
+        )
+
+    async def _stream_answer(
+        self,
+        turn: RunningTurn,
+        conversation: protocol.Conversation,
+        template_name: str,
+        model: str,
+        selection: Selection,
+    ) -> TurnOutcome:
+        outcome = TurnOutcome()
+        checkpoints = _Checkpointer(self.store, turn, self.config.turns.checkpoint_s)
+        try:
+            async with asyncio.timeout(self.config.turns.deadline_s):
+                request = await self._model_request(turn, conversation, template_name, model)
+                deadline = time.monotonic() + self.config.turns.deadline_s
+                stream = self.selector.stream(model, request, selection, deadline=deadline)
+                # aclosing: a cancel landing between two events still closes the upstream call.
+                async with contextlib.aclosing(stream):
+                    async for event in stream:
+                        match event:
+                            case TextDelta(text=text) if text:
+                                turn.text.append(text)
+                                self._publish(turn, protocol.Delta(turn_id=turn.request.turn_id, text=text))
+                                checkpoints.maybe()
+                            case Usage():
+                                outcome.usage = event
+                            case Finish(stop_reason=reason):
+                                outcome.stop_reason = reason
+        except asyncio.CancelledError:
+            outcome.status = "cancelled"
+            outcome.stored_status = "cancelled" if turn.cancel_reason == "cancel" else "incomplete"
+        except TimeoutError:
+            self._fail(turn, outcome, Timeout("the turn ran past its deadline"))
+        except ChinwagError as exc:
+            self._fail(turn, outcome, exc)
+        except Exception as exc:
+            log.exception("turn_failed_unexpectedly")
+            self._fail(turn, outcome, Internal(f"internal error: {type(exc).__name__}"))
+        await checkpoints.settle()
+        return outcome
+
+    async def _model_request(
+        self, turn: RunningTurn, conversation: protocol.Conversation, template_name: str, model: str
+    ) -> ModelRequest:
+        request = turn.request
+        settings = self.selector.settings(model)
+        template = self.prompts.get(template_name)
+        variables = {**template.defaults(), **(conversation.variables or {}), **(request.variables or {})}
+        system = self.prompts.render(template_name, {
+            **variables,
+            "server_name": self.config.server.name,
+            "user": {"id": request.user.id, "name": request.user.name, "role": request.user.role},
+            "conversation": {"id": conversation.id, "title": conversation.title},
+            "now": datetime.now(UTC),
+            "model": model,
+            "tools": [],
+            "variables": variables,
+        })
+        history = await self.store.context_messages(request.user.id, request.conversation_id)
+        history = [m for m in history if m.id != turn.message_id]
+        budget = settings.context_window - settings.max_output_tokens - estimate_tokens(system)
+        window = build_context(history, budget=max(budget, 0))
+        if window.dropped:
+            log.info("context_trimmed", dropped=window.dropped, kept=len(window.messages))
+        return ModelRequest(
+            system=system, messages=window.messages, max_tokens=settings.max_output_tokens
+        )
+
+    def _fail(self, turn: RunningTurn, outcome: TurnOutcome, error: ChinwagError) -> None:
+        outcome.status = "failed"
+        outcome.stored_status = "incomplete" if turn.text else "failed"
+        outcome.error = error
+        log.warning("turn_failed", code=error.code, error=error.message)
+
+    async def _finish(self, turn: RunningTurn, outcome: TurnOutcome, selection: Selection) -> None:
+        """Commit the answer, then tell the clients: `turn.completed` follows the commit."""
+        request = turn.request
+        assert turn.message_id is not None
+        text = "".join(turn.text)
+        usage = {"input_tokens": outcome.usage.input_tokens, "output_tokens": outcome.usage.output_tokens}
+        await self.store.finish_message(
+            turn.message_id,
+            content=[{"type": "text", "text": text}] if text else [],
+            status=outcome.stored_status,
+            model=selection.model,
+            usage=usage,
+            cost=self.selector.cost(selection.model, outcome.usage),
+        )
+        error = outcome.error
+        self._publish(turn, protocol.TurnCompleted(
+            turn_id=request.turn_id,
+            conversation_id=request.conversation_id,
+            message_id=turn.message_id,
+            status=outcome.status,  # type: ignore[arg-type]
+            stop_reason=outcome.stop_reason,
+            model=selection.model,
+            fallback_from=selection.fallback_from,
+            usage=protocol.TurnUsage(**usage),
+            error=protocol.TurnError(code=error.code, message=error.message) if error else None,
+        ))
+
+    async def _finish_unstarted(self, turn: RunningTurn, outcome: TurnOutcome) -> None:
+        """A turn cancelled or failed before it began still ends with a stored answer and
+        `turn.completed`, so that no client waits for a turn that will never come."""
+        request = turn.request
+        model = request.model or self.config.routing.default
+        message = await self.store.start_assistant_message(
+            request.user.id, request.conversation_id, request.turn_id, model
+        )
+        turn.message_id = message.id
+        self._publish(turn, protocol.TurnStarted(
+            turn_id=request.turn_id, conversation_id=request.conversation_id,
+            message_id=message.id, model=model,
+            template=request.template or self.config.prompts.default_template,
+        ))
+        await self._finish(turn, outcome, Selection(model=model))
+
+    def _publish(self, turn: RunningTurn, event: protocol.Event) -> None:
+        request = turn.request
+        self.fanout.turn_event(request.user.id, request.conversation_id, event)
+
+
+class _Checkpointer:
+    """Saves the partial answer about once every `interval_s`, off the streaming path."""
+
+    def __init__(self, store: Store, turn: RunningTurn, interval_s: float):
+        self.store = store
+        self.turn = turn
+        self.interval_s = interval_s
+        self.last = time.monotonic()
+        self.pending: asyncio.Task[Any] | None = None
+
+    def maybe(self) -> None:
+        now = time.monotonic()
+        if now - self.last < self.interval_s or (self.pending and not self.pending.done()):
+            return
+        self.last = now
+        content = [{"type": "text", "text": "".join(self.turn.text)}]
+        assert self.turn.message_id is not None
+        self.pending = asyncio.create_task(self.store.checkpoint_message(self.turn.message_id, content))
+
+    async def settle(self) -> None:
+        """Wait for a checkpoint in flight, so that it cannot land after the final write."""
+        if self.pending is not None:
+            await asyncio.gather(self.pending, return_exceptions=True)
