@@ -131,7 +131,7 @@ function onEvent(ev, gap) {
 
 // ------------------------------------------------------------------ loading
 
-async function loadConversations({ more = false } = {}) {
+async function loadConversations({ more = false, merge = false } = {}) {
   const frame = { type: "conversations", limit: PAGE };
   if (more) {
     const list = store.sortedConversations();
@@ -139,7 +139,11 @@ async function loadConversations({ more = false } = {}) {
   }
   try {
     const reply = await conn.request(frame);
-    store.setConversations(reply.conversations || [], reply.has_more, { append: more });
+    if (merge) {
+      // A refresh of the first page: keep the pages loaded with "Load more".
+      const paged = store.conversations.size > (reply.conversations || []).length;
+      store.setConversations(reply.conversations || [], paged ? store.hasMoreConversations : reply.has_more, { append: true });
+    } else store.setConversations(reply.conversations || [], reply.has_more, { append: more });
   } catch (err) {
     if (err.code !== "disconnected") toasts.error(describeError(err, "Could not load conversations"));
   }
@@ -148,7 +152,7 @@ async function loadConversations({ more = false } = {}) {
 let refreshTimer = 0;
 function refreshConversationsSoon() {
   clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(() => loadConversations(), 400);
+  refreshTimer = setTimeout(() => loadConversations({ merge: true }), 400);
 }
 
 function touchConversation(id) {
