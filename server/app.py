@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from server import protocol
+from server import http_api, protocol
 from server.auth import Authenticator
 from server.config import Config
 from server.gateway import websocket_endpoint
@@ -72,6 +72,7 @@ def create_app(
             Route("/healthz", _healthz, methods=["GET"]),
             Route("/readyz", _readyz, methods=["GET"]),
             WebSocketRoute("/ws", websocket_endpoint),
+            *http_api.routes,
             Mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static"),
         ],
         lifespan=lifespan,

@@ -155,7 +155,7 @@ class Connection:
             server=protocol.ServerInfo(name=config.server.name, version=__version__),
             models=runtime.selector.model_names(),
             templates=runtime.prompts.names(),
-            tools=[],
+            tools=runtime.tools.describe_for(session.user.role),
             limits={
                 "max_frame_bytes": config.limits.max_frame_bytes,
                 "frames_per_window": config.limits.frames_per_window,
@@ -174,6 +174,11 @@ class Connection:
                 raise BadRequest("binary frames are not accepted; send JSON as text frames")
             frame = protocol.decode_client_frame(raw)
             ref = frame.ref
+            if isinstance(frame, protocol.Send):
+                # Shielded: a socket that dies while the message commits must not stop its
+                # turn from starting (a resent send would find it stored and start nothing).
+                await asyncio.shield(self._accept_send(frame))
+                return
             reply = await self.handler.handle(frame)
         except ChinwagError as exc:
             if ref is None and isinstance(raw, str):
@@ -188,8 +193,23 @@ class Connection:
             return
         reply.ref = ref
         self.outbound.deliver(protocol.encode(reply))
-        if isinstance(reply, protocol.Ack) and isinstance(frame, protocol.Send):
-            self.handler.start_turn(frame, reply)
+
+    def _accept_send(self, frame: protocol.Send) -> asyncio.Task[None]:
+        """Store the message, queue its ack, start its turn: all of it, or none of it."""
+        assert self.handler is not None
+        handler = self.handler
+
+        async def accept() -> None:
+            ack = await handler.handle(frame)
+            ack.ref = frame.ref
+            self.outbound.deliver(protocol.encode(ack))  # the ack precedes every turn event
+            if isinstance(ack, protocol.Ack):
+                handler.start_turn(frame, ack)
+
+        task = asyncio.create_task(accept())
+        # If the connection is gone, nobody awaits the task: keep its failure out of the logs' way.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
 
     def _send_error(self, exc: ChinwagError, ref: protocol.Ref) -> None:
         error = protocol.Error(

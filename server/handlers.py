@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from server import protocol
-from server.errors import BadRequest, NotFound, TooLarge
+from server.errors import BadRequest, TooLarge
 from server.runtime import Runtime
 from server.sessions import Session
 from server.store.base import NewUserMessage
@@ -45,10 +45,16 @@ class FrameHandler:
                 await self.runtime.store.delete_conversation(self.user.id, conversation_id)
                 self.session.open_conversations.discard(conversation_id)
                 return protocol.Ok()
-            case protocol.Approve():
-                raise NotFound("no tool call is waiting for approval with that call_id")
-            case protocol.ToolInvoke(name=name):
-                raise NotFound(f"unknown tool {name!r}")
+            case protocol.Approve(call_id=call_id, decision=decision):
+                self.runtime.tools.approvals.decide(self.user.id, call_id, decision)
+                return protocol.Ok()
+            case protocol.ToolInvoke():
+                outcome = await self.runtime.tools.call_direct(
+                    self.user, frame.name, frame.args, frame.conversation_id
+                )
+                return protocol.ToolResult(
+                    name=frame.name, ok=outcome.ok, result=outcome.result, error=outcome.error
+                )
             case protocol.Ping():
                 return protocol.Pong()
             case protocol.Hello():
@@ -111,9 +117,11 @@ class FrameHandler:
         )
 
     async def update_conversation(self, frame: protocol.ConversationUpdate) -> None:
-        self._check_choices(frame.model, frame.template)
+        """Fields left out stay as they are; `model: ""` or `template: ""` clears the choice
+        (back to the server's default)."""
+        self._check_choices(frame.model or None, frame.template or None)
         changes: dict[str, Any] = {
-            name: value
+            name: value or None if name in ("model", "template") else value
             for name in ("title", "model", "template", "variables")
             if (value := getattr(frame, name)) is not None
         }

@@ -17,6 +17,8 @@ from server.models.selector import Selector
 from server.prompts import PromptLibrary
 from server.sessions import SessionRegistry
 from server.store.base import Store
+from server.tools.executor import ToolExecutor
+from server.tools.registry import ToolRegistry
 from server.turns import TurnRunner
 
 
@@ -41,13 +43,26 @@ class Runtime:
             ttl_s=config.session.ttl_s, buffer_size=config.session.replay_buffer
         )
         self.fanout = Fanout(self.sessions)
+        self.tool_registry = load_tools(config)
+        self.tools = ToolExecutor(self.tool_registry, self)
         self.turns = TurnRunner(
             config=config,
             store=store,
             selector=self.selector,
             prompts=self.prompts,
             fanout=self.fanout,
+            tools=self.tools,
         )
 
     def allowed_origins(self) -> set[str]:
         return self.config.effective_origins(self.bound_port)
+
+
+def load_tools(config: Config) -> ToolRegistry:
+    """Built-in and third-party tools alike: entry points first, then configured folders.
+    A name defined twice stops start-up with `ToolConflict` naming both sources."""
+    registry = ToolRegistry()
+    registry.load_entry_points()
+    for folder in config.tools.folders:
+        registry.load_folder(folder)
+    return registry

@@ -24,10 +24,12 @@ from server.config import Config
 from server.context import build_context, estimate_tokens
 from server.errors import ChinwagError, Conflict, Internal, NotFound, Timeout
 from server.fanout import Fanout
-from server.models.base import Finish, ModelRequest, TextDelta, Usage
+from server.models.base import ChatMessage, Finish, ModelRequest, TextDelta, ToolSpec, ToolUse, Usage
 from server.models.selector import Selection, Selector
 from server.prompts import PromptLibrary
 from server.store.base import Store, UserRecord
+from server.tools.executor import ToolExecutor, new_call_id
+from server.transcript import Transcript
 
 log = structlog.get_logger("chinwag.turns")
 
@@ -45,8 +47,9 @@ class RunningTurn:
     def __init__(self, request: TurnRequest):
         self.request = request
         self.task: asyncio.Task[None] | None = None
-        self.text: list[str] = []
+        self.transcript = Transcript()
         self.message_id: str | None = None
+        self.round_start = 0  # where the current model round's blocks begin
         # Why the task was cancelled: "cancel" (the user's stop) or "shutdown".
         self.cancel_reason: str | None = None
 
@@ -68,12 +71,14 @@ class TurnRunner:
         selector: Selector,
         prompts: PromptLibrary,
         fanout: Fanout,
+        tools: ToolExecutor,
     ):
         self.config = config
         self.store = store
         self.selector = selector
         self.prompts = prompts
         self.fanout = fanout
+        self.tools = tools
         self.running: dict[str, RunningTurn] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -195,20 +200,7 @@ class TurnRunner:
         try:
             async with asyncio.timeout(self.config.turns.deadline_s):
                 request = await self._model_request(turn, conversation, template_name, model)
-                deadline = time.monotonic() + self.config.turns.deadline_s
-                stream = self.selector.stream(model, request, selection, deadline=deadline)
-                # aclosing: a cancel landing between two events still closes the upstream call.
-                async with contextlib.aclosing(stream):
-                    async for event in stream:
-                        match event:
-                            case TextDelta(text=text) if text:
-                                turn.text.append(text)
-                                self._publish(turn, protocol.Delta(turn_id=turn.request.turn_id, text=text))
-                                checkpoints.maybe()
-                            case Usage():
-                                outcome.usage = event
-                            case Finish(stop_reason=reason):
-                                outcome.stop_reason = reason
+                await self._rounds(turn, request, model, selection, outcome, checkpoints)
         except asyncio.CancelledError:
             outcome.status = "cancelled"
             outcome.stored_status = "cancelled" if turn.cancel_reason == "cancel" else "incomplete"
@@ -222,12 +214,103 @@ class TurnRunner:
         await checkpoints.settle()
         return outcome
 
+    async def _rounds(
+        self,
+        turn: RunningTurn,
+        request: ModelRequest,
+        model: str,
+        selection: Selection,
+        outcome: TurnOutcome,
+        checkpoints: _Checkpointer,
+    ) -> None:
+        """Model, then the tools it asked for, then the model again with their results, up
+        to `tools.max_rounds` rounds of tools."""
+        deadline = time.monotonic() + self.config.turns.deadline_s
+        messages = list(request.messages)
+        max_rounds = self.config.tools.max_rounds
+        for round_number in range(max_rounds + 1):
+            round_request = msgspec.structs.replace(request, messages=messages)
+            calls = await self._stream_round(turn, model, round_request, selection, outcome, checkpoints, deadline)
+            if not calls:
+                return
+            if round_number == max_rounds:
+                for call in calls:
+                    turn.transcript.add_block(_not_run(call, f"tools.max_rounds ({max_rounds}) reached"))
+                outcome.stop_reason = "max_tool_rounds"
+                return
+            results = await self._run_tools(turn, calls)
+            messages += [ChatMessage("assistant", _round_blocks(turn, calls)), ChatMessage("user", results)]
+
+    async def _stream_round(
+        self,
+        turn: RunningTurn,
+        model: str,
+        request: ModelRequest,
+        selection: Selection,
+        outcome: TurnOutcome,
+        checkpoints: _Checkpointer,
+        deadline: float,
+    ) -> list[dict[str, Any]]:
+        """One model call; returns the tool calls it made (with our own call ids)."""
+        turn_id = turn.request.turn_id
+        calls: list[dict[str, Any]] = []
+        turn.round_start = len(turn.transcript.content())
+        stream = self.selector.stream(model, request, selection, deadline=deadline)
+        # aclosing: a cancel landing between two events still closes the upstream call.
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                match event:
+                    case TextDelta(text=text) if text:
+                        turn.transcript.add_text(text)
+                        self._publish(turn, protocol.Delta(turn_id=turn_id, text=text))
+                        checkpoints.maybe()
+                    case ToolUse(name=name, input=args):
+                        call = {"type": "tool_use", "id": new_call_id(), "name": name, "input": args}
+                        turn.transcript.add_block(call)
+                        calls.append(call)
+                    case Usage():
+                        outcome.usage = Usage(
+                            outcome.usage.input_tokens + event.input_tokens,
+                            outcome.usage.output_tokens + event.output_tokens,
+                        )
+                    case Finish(stop_reason=reason):
+                        outcome.stop_reason = reason
+        return calls
+
+    async def _run_tools(self, turn: RunningTurn, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Run one round's calls concurrently; each result goes to the clients as it lands."""
+        request = turn.request
+
+        async def run(call: dict[str, Any]) -> dict[str, Any]:
+            call_id = call["id"]
+
+            def announce(needs_approval: bool) -> None:
+                self._publish(turn, protocol.ToolCallEvent(
+                    turn_id=request.turn_id, call_id=call_id, name=call["name"],
+                    args=call["input"], needs_approval=needs_approval,
+                ))
+
+            outcome = await self.tools.call_for_model(
+                request.user, request.conversation_id, call_id, call["name"], call["input"], announce
+            )
+            self._publish(turn, protocol.ToolOutput(
+                turn_id=request.turn_id, call_id=call_id, ok=outcome.ok,
+                result=outcome.result, error=outcome.error,
+            ))
+            return outcome.as_block(call_id)
+
+        results = await asyncio.gather(*(run(call) for call in calls))
+        for block in results:
+            turn.transcript.add_block(block)
+        return list(results)
+
     async def _model_request(
         self, turn: RunningTurn, conversation: protocol.Conversation, template_name: str, model: str
     ) -> ModelRequest:
         request = turn.request
         settings = self.selector.settings(model)
         template = self.prompts.get(template_name)
+        offered = self.tools.available(request.user.role, only=template.meta.tools)
         variables = {**template.defaults(), **(conversation.variables or {}), **(request.variables or {})}
         system = self.prompts.render(template_name, {
             **variables,
@@ -236,7 +319,7 @@ class TurnRunner:
             "conversation": {"id": conversation.id, "title": conversation.title},
             "now": datetime.now(UTC),
             "model": model,
-            "tools": [],
+            "tools": [{"name": t.name, "description": t.description} for t in offered],
             "variables": variables,
         })
         history = await self.store.context_messages(request.user.id, request.conversation_id)
@@ -246,12 +329,15 @@ class TurnRunner:
         if window.dropped:
             log.info("context_trimmed", dropped=window.dropped, kept=len(window.messages))
         return ModelRequest(
-            system=system, messages=window.messages, max_tokens=settings.max_output_tokens
+            system=system,
+            messages=window.messages,
+            tools=[ToolSpec(t.name, t.description, t.input_schema) for t in offered],
+            max_tokens=settings.max_output_tokens,
         )
 
     def _fail(self, turn: RunningTurn, outcome: TurnOutcome, error: ChinwagError) -> None:
         outcome.status = "failed"
-        outcome.stored_status = "incomplete" if turn.text else "failed"
+        outcome.stored_status = "incomplete" if turn.transcript else "failed"
         outcome.error = error
         log.warning("turn_failed", code=error.code, error=error.message)
 
@@ -259,11 +345,11 @@ class TurnRunner:
         """Commit the answer, then tell the clients: `turn.completed` follows the commit."""
         request = turn.request
         assert turn.message_id is not None
-        text = "".join(turn.text)
+        content = turn.transcript.content()
         usage = {"input_tokens": outcome.usage.input_tokens, "output_tokens": outcome.usage.output_tokens}
         await self.store.finish_message(
             turn.message_id,
-            content=[{"type": "text", "text": text}] if text else [],
+            content=content,
             status=outcome.stored_status,
             model=selection.model,
             usage=usage,
@@ -318,7 +404,7 @@ class _Checkpointer:
         if now - self.last < self.interval_s or (self.pending and not self.pending.done()):
             return
         self.last = now
-        content = [{"type": "text", "text": "".join(self.turn.text)}]
+        content = self.turn.transcript.content()
         assert self.turn.message_id is not None
         self.pending = asyncio.create_task(self.store.checkpoint_message(self.turn.message_id, content))
 
@@ -326,3 +412,12 @@ class _Checkpointer:
         """Wait for a checkpoint in flight, so that it cannot land after the final write."""
         if self.pending is not None:
             await asyncio.gather(self.pending, return_exceptions=True)
+
+
+def _round_blocks(turn: RunningTurn, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the model said in the round that just ended: its text and its tool calls."""
+    return [b for b in turn.transcript.content()[turn.round_start:] if b.get("type") != "tool_result"]
+
+
+def _not_run(call: dict[str, Any], reason: str) -> dict[str, Any]:
+    return {"type": "tool_result", "tool_use_id": call["id"], "content": f"error: not run: {reason}", "is_error": True}

@@ -156,3 +156,8 @@ class Store(Protocol):
         ending in `*` matches as a prefix. `since` / `until` are RFC 3339 times bounding
         `created_at` (since inclusive, until exclusive). An empty query finds nothing.
         Raises NotFound for a `conversation_id` the user does not own."""
+
+    async def import_conversation(
+        self, user_id: str, conversation: dict[str, Any], messages: list[dict[str, Any]]
+    ) -> str:
+        """Store a copy of an exported conversation for `user_id`; returns its new id."""

@@ -17,7 +17,7 @@ import aiosqlite
 
 from server.config import StoreSettings
 from server.protocol import Conversation, Message
-from server.store import reads, writes
+from server.store import imports, reads, writes
 from server.store.base import Accepted, NewUserMessage, SearchHit, UserRecord
 from server.store.connections import ReaderPool, connect, read_pragmas
 from server.store.migrations import migrate
@@ -206,6 +206,11 @@ class SqliteStore:
             turn_id=turn_id,
             status=status,
         )
+
+    async def import_conversation(
+        self, user_id: str, conversation: dict[str, Any], messages: list[dict[str, Any]]
+    ) -> str:
+        return await self._write(imports.import_conversation, user_id, conversation, messages)
 
     async def turn_exists(self, user_id: str, turn_id: str) -> bool:
         return await self._read(reads.turn_exists, user_id, turn_id)

@@ -1,0 +1,164 @@
+"""Running tools: policy, validation, approval, timeout, and errors turned into results.
+
+A tool that fails never raises into the turn or the socket: the model gets an error result
+and the client a `tool.output` with `ok: false`. Direct calls from a client (`tool` frame)
+skip approval (the client asked for it) but not the role check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import structlog
+
+from server.errors import BadRequest, ChinwagError, Forbidden, NotFound
+from server.store.base import UserRecord
+from server.tools.approvals import Approvals
+from server.tools.context import ToolContext
+from server.tools.decorator import Policy, ToolHandler
+from server.tools.registry import ToolRegistry
+
+if TYPE_CHECKING:
+    from server.runtime import Runtime
+
+log = structlog.get_logger("chinwag.tools")
+
+
+class ToolOutcome(msgspec.Struct):
+    ok: bool
+    result: Any = None
+    error: str | None = None
+
+    def as_block(self, call_id: str) -> dict[str, Any]:
+        """The `tool_result` content block the model gets back."""
+        if self.ok:
+            content = self.result if isinstance(self.result, str) else msgspec.json.encode(self.result).decode()
+        else:
+            content = f"error: {self.error}"
+        return {"type": "tool_result", "tool_use_id": call_id, "content": content, "is_error": not self.ok}
+
+
+def new_call_id() -> str:
+    return "tc_" + secrets.token_urlsafe(9).replace("-", "_")
+
+
+class ToolExecutor:
+    def __init__(self, registry: ToolRegistry, runtime: Runtime):
+        self.registry = registry
+        self.runtime = runtime
+        self.approvals = Approvals()
+
+    # -- who may use what ----------------------------------------------------------------
+
+    def policy_for(self, handler: ToolHandler, role: str) -> Policy:
+        settings = self.runtime.config.tools
+        role_rules = settings.role_policy.get(role, {})
+        if handler.name in role_rules:
+            return role_rules[handler.name]
+        if role not in handler.roles:
+            return "deny"
+        return settings.policy.get(handler.name, handler.policy)
+
+    def available(self, role: str, only: list[str] | None = None) -> list[ToolHandler]:
+        """Tools this role may use (not denied), limited to `only` when a template says so."""
+        return [
+            handler
+            for name, handler in sorted(self.registry.tools.items())
+            if (only is None or name in only) and self.policy_for(handler, role) != "deny"
+        ]
+
+    def describe_for(self, role: str) -> list[dict[str, Any]]:
+        return [{**h.describe(), "policy": self.policy_for(h, role)} for h in self.available(role)]
+
+    # -- calls ---------------------------------------------------------------------------
+
+    async def call_direct(
+        self, user: UserRecord, name: str, args: dict[str, Any], conversation_id: str | None
+    ) -> ToolOutcome:
+        """A client's own call: unknown → NotFound, bad args → BadRequest, role → Forbidden."""
+        handler = self.registry.get(name)
+        if handler is None:
+            raise NotFound(f"unknown tool {name!r}")
+        if self.policy_for(handler, user.role) == "deny":
+            raise Forbidden(f"role {user.role!r} may not use tool {name!r}")
+        arguments = _validate(handler, args)
+        if conversation_id is not None:
+            await self.runtime.store.get_conversation(user.id, conversation_id)
+        return await self._run(handler, arguments, user, conversation_id, new_call_id())
+
+    async def call_for_model(
+        self,
+        user: UserRecord,
+        conversation_id: str,
+        call_id: str,
+        name: str,
+        args: dict[str, Any],
+        on_call: Any,
+    ) -> ToolOutcome:
+        """A call the model asked for. `on_call(needs_approval)` publishes `tool.call`."""
+        handler = self.registry.get(name)
+        if handler is None:
+            on_call(False)
+            return ToolOutcome(ok=False, error=f"there is no tool named {name!r}")
+        policy = self.policy_for(handler, user.role)
+        if policy == "deny":
+            on_call(False)
+            return ToolOutcome(ok=False, error=f"tool {name!r} is not allowed here")
+        on_call(policy == "ask")
+        try:
+            arguments = _validate(handler, args)
+        except BadRequest as exc:
+            return ToolOutcome(ok=False, error=f"invalid arguments: {exc.message} at {exc.details['path']}")
+        if policy == "ask":
+            timeout = self.runtime.config.tools.approval_timeout_s
+            decision = await self.approvals.wait(user.id, call_id, timeout)
+            if decision != "allow":
+                reason = "the user denied this call" if decision == "deny" else "approval timed out"
+                log.info("tool_denied", tool=name, call_id=call_id, reason=decision)
+                return ToolOutcome(ok=False, error=reason)
+        return await self._run(handler, arguments, user, conversation_id, call_id)
+
+    async def _run(
+        self,
+        handler: ToolHandler,
+        arguments: msgspec.Struct,
+        user: UserRecord,
+        conversation_id: str | None,
+        call_id: str,
+    ) -> ToolOutcome:
+        runtime = self.runtime
+        ctx = ToolContext(
+            user=user,
+            conversation_id=conversation_id,
+            store=runtime.store,
+            config=runtime.config,
+            log=log.bind(tool=handler.name, call_id=call_id),
+            call_id=call_id,
+            runtime=runtime,
+        )
+        timeout = handler.timeout_s or runtime.config.tools.timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                result = await handler(ctx, arguments)
+            outcome = ToolOutcome(ok=True, result=msgspec.to_builtins(result))
+        except TimeoutError:
+            outcome = ToolOutcome(ok=False, error=f"timed out after {timeout:g} s")
+        except ChinwagError as exc:
+            outcome = ToolOutcome(ok=False, error=exc.message)
+        except Exception as exc:  # a plugin's bug is the model's error result, not ours
+            log.exception("tool_crashed", tool=handler.name)
+            outcome = ToolOutcome(ok=False, error=f"{type(exc).__name__}: {exc}")
+        log.info("tool_called", tool=handler.name, call_id=call_id, ok=outcome.ok)
+        return outcome
+
+
+def _validate(handler: ToolHandler, args: dict[str, Any]) -> msgspec.Struct:
+    try:
+        return handler.validate(args)
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).rpartition(" - at ")
+        path = "$.args" + where.strip("`").removeprefix("$") if where else "$.args"
+        raise BadRequest(message or str(exc), details={"path": path}) from None
