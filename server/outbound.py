@@ -4,6 +4,11 @@ Frames wait in a bounded deque for the writer task. While the queue is congested
 merges new deltas into a queued, unsent delta of the same turn (see `Session.publish`), so a
 slow reader gets fewer, larger frames with no gap in `seq`. A client that still cannot keep
 up has its socket closed with 4009; its session stays, and it can resume.
+
+A peer that stops reading altogether makes the transport's send wait forever (its TCP
+window is closed), and a close frame cannot get past the frames ahead of it. So one send,
+or the close, gets `stall_s`; past that the writer gives up and sets `stuck`, and the
+gateway aborts the connection instead of keeping it (and its buffers) around.
 """
 
 from __future__ import annotations
@@ -19,9 +24,14 @@ CLOSE_SLOW_CONSUMER = 4009
 class Outbound:
     """Implements `sessions.Outlet` for one socket; `run()` is its writer task."""
 
-    def __init__(self, send: Callable[[str], Awaitable[None]], *, limit: int):
+    def __init__(
+        self, send: Callable[[str], Awaitable[None]], *, limit: int, stall_s: float = 40.0
+    ):
         self._send = send
         self.limit = limit
+        self.stall_s = stall_s
+        # The writer gave up on a peer that does not read: the socket must be aborted.
+        self.stuck = False
         self.frames: deque[tuple[int | None, bytes]] = deque()
         self.close_code: int | None = None
         self.close_reason = ""
@@ -36,7 +46,7 @@ class Outbound:
         if self.close_code is not None:
             return
         if len(self.frames) >= self.limit and not replay:
-            self.close(CLOSE_SLOW_CONSUMER, "slow consumer: outbound queue overflowed")
+            self.close(CLOSE_SLOW_CONSUMER, "slow consumer: outbound queue overflowed", flush=False)
             return
         self.frames.append((seq, frame))
         self._wakeup.set()
@@ -52,17 +62,20 @@ class Outbound:
         return False
 
     def takeover(self) -> None:
-        self.close(CLOSE_NORMAL, "session resumed on another connection")
+        self.close(CLOSE_NORMAL, "session resumed on another connection", flush=False)
 
     # -- control -----------------------------------------------------------------------
 
-    def close(self, code: int, reason: str = "") -> None:
-        """Ask the writer to close the socket; frames still queued are dropped (the session
-        keeps the events, so a resume gets them back)."""
+    def close(self, code: int, reason: str = "", *, flush: bool = True) -> None:
+        """Ask the writer to close the socket once the frames already queued are sent (an
+        error saying why, a `reconnect`); nothing queued after this is sent. With
+        `flush=False` queued frames are dropped: for a reader too slow to take them, and
+        for a socket whose session moved on (the session keeps its events for a resume)."""
         if self.close_code is None:
             self.close_code = code
             self.close_reason = reason
-            self.frames.clear()
+            if not flush:
+                self.frames.clear()
             self._wakeup.set()
 
     async def run(self, close: Callable[[int, str], Awaitable[None]]) -> None:
@@ -70,10 +83,23 @@ class Outbound:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self.frames and self.close_code is None:
+            while self.frames:
                 _, frame = self.frames.popleft()
-                await self._send(frame.decode())
+                if not await self._within_stall(self._send(frame.decode())):
+                    self.close(CLOSE_SLOW_CONSUMER, "slow consumer: the socket stopped draining")
+                    return
                 self.sent += 1
             if self.close_code is not None:
-                await close(self.close_code, self.close_reason)
+                await self._within_stall(close(self.close_code, self.close_reason))
                 return
+
+    async def _within_stall(self, step: Awaitable[None]) -> bool:
+        """Await one send (or the close); False, and `stuck`, if the peer took over
+        `stall_s` to make room for it."""
+        try:
+            async with asyncio.timeout(self.stall_s):
+                await step
+            return True
+        except TimeoutError:
+            self.stuck = True
+            return False

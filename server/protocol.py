@@ -346,8 +346,10 @@ def peek_ref(raw: bytes | str) -> Ref:
 
 
 def _validation_error(text: str, raw: bytes) -> BadRequest | UnknownType:
-    message, _, where = text.rpartition(" - at ")
-    path = where.strip("`") if where else "$"
+    message, sep, where = text.rpartition(" - at ")
+    if not sep:  # msgspec names no path for a problem with the frame as a whole
+        message, where = text, "`$`"
+    path = where.strip("`")
     if path == "$.type" and message.startswith("Invalid value"):
         frame_type = message.removeprefix("Invalid value ").strip("'")
         return UnknownType(f"unknown frame type {frame_type}", details={"path": path})

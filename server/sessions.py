@@ -37,8 +37,8 @@ class Outlet(Protocol):
     def takeover(self) -> None:
         """Another socket resumed this session: close this one with 1000."""
 
-    def close(self, code: int, reason: str = "") -> None:
-        """Close the socket with a code from PROTOCOL.md's table."""
+    def close(self, code: int, reason: str = "", *, flush: bool = True) -> None:
+        """Close the socket with a code from PROTOCOL.md's table, after what is queued."""
 
 
 class Session:

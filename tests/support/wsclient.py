@@ -10,6 +10,8 @@ from typing import Any
 
 import websockets
 
+from tests.support.schema import check_client_frame, check_server_frame
+
 _ids = itertools.count(1)
 
 
@@ -29,10 +31,15 @@ class WsClient:
         return client
 
     async def send(self, frame: dict[str, Any] | str) -> None:
+        """Send a frame; dicts are checked against `chinwag schema` first (a raw string is
+        how a test sends something deliberately malformed)."""
+        if isinstance(frame, dict):
+            check_client_frame(frame)
         await self.connection.send(frame if isinstance(frame, str) else json.dumps(frame))
 
     async def recv(self, timeout: float = 10.0) -> dict[str, Any]:
         frame = json.loads(await asyncio.wait_for(self.connection.recv(), timeout))
+        check_server_frame(frame)
         self.seen.append(frame)
         return frame
 
