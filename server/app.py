@@ -57,11 +57,18 @@ def create_app(
         if recovered:
             log.warning("recovered_interrupted_answers", count=recovered)
         sweeper = asyncio.create_task(_sweep_sessions(runtime))
+        from server.reload import Reloader
+
+        reloader = Reloader.for_runtime(runtime) if runtime.config.reload.enabled else None
+        if reloader is not None:
+            reloader.start()
         log.info("server_started", models=runtime.selector.model_names())
         try:
             yield
         finally:
             sweeper.cancel()
+            if reloader is not None:
+                await reloader.stop()
             await drain(runtime)
             await runtime.store.close()
             await close_providers(runtime.selector.providers)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from pathlib import Path
 
+import msgspec
+
 from server import __version__, protocol
-from server.config import Config, load_config
+from server.config import Config, Resolved, flatten, resolve_config
 from server.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "chinwag.toml"
@@ -40,7 +44,23 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="print the JSON Schema of every wire frame")
     schema.set_defaults(func=_schema)
+
+    _add_config_commands(commands)
     return parser
+
+
+def _add_config_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    config = commands.add_parser("config", help="show, validate or describe the configuration")
+    verbs = config.add_subparsers(dest="config_command", required=True)
+    show = verbs.add_parser("show", help="the effective config, where each value comes from")
+    _add_config_options(show)
+    show.add_argument("--json", action="store_true", help="print JSON instead of TOML")
+    show.set_defaults(func=_config_show)
+    validate = verbs.add_parser("validate", help="check a config file: 'ok', or the key and line")
+    validate.add_argument("file", metavar="FILE")
+    validate.set_defaults(func=_config_validate)
+    schema = verbs.add_parser("schema", help="print the JSON Schema of the config file")
+    schema.set_defaults(func=_config_schema)
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +72,10 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
+    return resolved_from_args(args).config
+
+
+def resolved_from_args(args: argparse.Namespace) -> Resolved:
     path = args.config
     if path is None and Path(DEFAULT_CONFIG_FILE).exists():
         path = DEFAULT_CONFIG_FILE
@@ -60,7 +84,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         overrides.append(f'server.host="{args.host}"')
     if getattr(args, "port", None) is not None:
         overrides.append(f"server.port={args.port}")
-    return load_config(path, overrides=overrides)
+    return resolve_config(path, overrides=overrides)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -74,3 +98,82 @@ def _schema(args: argparse.Namespace) -> int:
     json.dump(protocol.json_schema(), sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    resolved = resolved_from_args(args)
+    sys.stdout.write(render_json(resolved) if args.json else render_toml(resolved))
+    return 0
+
+
+def _config_validate(args: argparse.Namespace) -> int:
+    """The file alone (no environment, no --set): what it would do on any machine."""
+    from server.config import prompts_dir
+    from server.prompts import PromptError, PromptLibrary
+
+    try:
+        config = resolve_config(args.file, environ={}).config
+        PromptLibrary(prompts_dir(config.prompts)).load(require=config.prompts.default_template)
+    except ConfigError as exc:
+        print(f"{args.file}: invalid: {exc}", file=sys.stderr)
+        return 2
+    except PromptError as exc:
+        print(f"{args.file}: invalid: prompts.dir: {exc}", file=sys.stderr)
+        return 2
+    print("ok")
+    return 0
+
+
+def _config_schema(args: argparse.Namespace) -> int:
+    json.dump(msgspec.json.schema(Config), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+# -- config show --------------------------------------------------------------------------
+
+# A setting whose name says it may hold a secret is never printed. `api_key_env` names an
+# environment variable (not a secret): it is shown, with whether that variable is set, and
+# the variable's value never is.
+SECRET_NAME = re.compile(r"key|secret|token|password", re.IGNORECASE)
+MASK = "********"
+
+
+def shown_settings(resolved: Resolved) -> list[tuple[str, object, str]]:
+    """(key, value safe to print, source) for every setting, in config order."""
+    rows = []
+    for key, value in flatten(resolved.config).items():
+        source = resolved.source_of(key)
+        if key.endswith(".api_key_env") and value:
+            source += f"; ${value} is {'set' if os.environ.get(str(value)) else 'not set'}"
+        rows.append((key, masked(key, value), source))
+    return rows
+
+
+def masked(key: str, value: object) -> object:
+    """`value`, or a mask when the setting's name says it may hold a secret."""
+    name = key.rsplit(".", 1)[-1]
+    if name == "api_key_env" or value in (None, "", [], {}):
+        return value
+    return MASK if SECRET_NAME.search(name) else value
+
+
+def render_json(resolved: Resolved) -> str:
+    settings = {key: {"value": value, "source": source} for key, value, source in shown_settings(resolved)}
+    return json.dumps(settings, indent=2) + "\n"
+
+
+def render_toml(resolved: Resolved) -> str:
+    """TOML-like: one table per section, each value followed by its source as a comment."""
+    lines: list[str] = []
+    table = None
+    for key, value, source in shown_settings(resolved):
+        section, _, name = key.rpartition(".")
+        if section != table:
+            lines.append(f"{'' if table is None else chr(10)}[{section}]" if section else "")
+            table = section
+        if value is None:
+            lines.append(f"# {name} is not set  # {source}")
+        else:
+            lines.append(f"{name} = {json.dumps(value)}  # {source}")
+    return "\n".join(lines) + "\n"

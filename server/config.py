@@ -1,7 +1,9 @@
 """Typed settings: `chinwag.toml`, then `CHINWAG_SECTION__KEY` variables, then `--set`.
 
 Every limit the server enforces is a named setting here with its default; the list with
-explanations is `docs/configuration.md`. Later sources win: file < environment < `--set`.
+explanations is `docs/configuration.md`. Later sources win: default < file < environment
+< `--set`. Every value remembers where it came from (`Resolved.sources`), so that errors
+name the file line and `chinwag config show` can say why a value is what it is.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -108,13 +112,33 @@ class PromptSettings(Section):
     default_template: str = "system"
 
 
+class ToolsSettings(Section):
+    max_rounds: int = 8
+    timeout_s: float = 30.0
+    approval_timeout_s: float = 120.0
+    # Extra folders of `*.py` files whose @tool functions are loaded at start-up.
+    folders: list[str] = []
+    # Per tool: "allow" | "ask" | "deny", overriding the tool's own policy.
+    policy: dict[str, Literal["allow", "ask", "deny"]] = {}
+    # Per role, per tool: wins over `policy`; "deny" also refuses direct calls (forbidden).
+    role_policy: dict[str, dict[str, Literal["allow", "ask", "deny"]]] = {}
+
+
 class LogSettings(Section):
     level: str = "info"
     format: Literal["auto", "json", "console"] = "auto"
     content: bool = False
 
 
-class Config(Section):
+class ReloadSettings(Section):
+    # Watch `prompts.dir` and the config file, and apply valid changes without a restart.
+    enabled: bool = True
+    # Changes arriving within this many ms are applied together (editors write in bursts).
+    debounce_ms: int = 300
+
+
+# weakref: so that `config_origin` can remember which file and `--set`s made a config.
+class Config(Section, weakref=True):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
@@ -124,7 +148,9 @@ class Config(Section):
     routing: RoutingSettings = msgspec.field(default_factory=RoutingSettings)
     echo: EchoSettings = msgspec.field(default_factory=EchoSettings)
     prompts: PromptSettings = msgspec.field(default_factory=PromptSettings)
+    tools: ToolsSettings = msgspec.field(default_factory=ToolsSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
+    reload: ReloadSettings = msgspec.field(default_factory=ReloadSettings)
 
     def model_names(self) -> list[str]:
         return list(self.models)
@@ -147,47 +173,139 @@ ENV_PREFIX = "CHINWAG_"
 ECHO_MODEL = ModelSettings(provider="echo", model_id="echo", context_window=32_000)
 
 
+# Settings read once at start-up. A reload that changes one of them keeps the old value and
+# logs `config_restart_required`; a whole section listed here means every key in it.
+RESTART_REQUIRED = (
+    "server.host",
+    "server.port",
+    "server.shutdown_grace_s",
+    "store",
+    "limits.max_frame_bytes",
+    "session.heartbeat_s",
+    "prompts.dir",
+    "tools.folders",
+    "log.level",
+    "log.format",
+    "reload",
+)
+
+DEFAULT_SOURCE = "default"
+
+
+class Resolved(msgspec.Struct):
+    """The effective config and, for every key set anywhere, where its value came from:
+    `"chinwag.toml:12"`, `"environment variable CHINWAG_SERVER__PORT"` or `"--set"`."""
+
+    config: Config
+    sources: dict[str, str]
+
+    def source_of(self, key: str) -> str:
+        return self.sources.get(key, DEFAULT_SOURCE)
+
+
+class ConfigOrigin(msgspec.Struct, frozen=True):
+    """How a config was made, so that hot reload can make it again from the same inputs."""
+
+    path: str | None
+    overrides: tuple[str, ...]
+
+
+_ORIGINS: dict[int, ConfigOrigin] = {}
+
+
+def config_origin(config: Config) -> ConfigOrigin | None:
+    """The file and `--set`s a config was loaded from (None for one built in code)."""
+    return _ORIGINS.get(id(config))
+
+
 def load_config(
     path: str | Path | None = None,
     *,
     environ: dict[str, str] | None = None,
     overrides: list[str] | tuple[str, ...] = (),
 ) -> Config:
-    """Build the effective config: file, then environment, then `--set key=value`."""
+    """Build the effective config: defaults, then file, then environment, then `--set`."""
+    return resolve_config(path, environ=environ, overrides=overrides).config
+
+
+def resolve_config(
+    path: str | Path | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> Resolved:
+    """Like `load_config`, also saying where each value came from. Raises `ConfigError`
+    naming the key's full dotted name and its source (for a file: `path:line`)."""
     raw: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    lines: dict[str, int] = {}
     if path is not None:
-        raw = _read_toml(Path(path))
+        text = _read_text(Path(path))
+        raw = _parse_toml(text, str(path))
+        lines = toml_key_lines(text)
+        for key in _leaf_keys(raw):
+            sources[key] = f"{path}:{_line_of(lines, key)}"
     env = os.environ if environ is None else environ
-    for name, value in env.items():
+    for name, value in sorted(env.items()):
         if name.startswith(ENV_PREFIX) and "__" in name:
             key = name[len(ENV_PREFIX):].lower().replace("__", ".")
-            _assign(raw, key, _parse_scalar(value), f"environment variable {name}")
+            _assign(raw, sources, key, _parse_scalar(value), f"environment variable {name}")
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(item, "expected key=value", "--set")
-        _assign(raw, key.strip(), _parse_scalar(value.strip()), "--set")
-    return _convert(raw, str(path) if path else "defaults")
+        _assign(raw, sources, key.strip(), _parse_scalar(value.strip()), "--set")
+    config = _convert(raw, lambda key: _locate(sources, key, path, lines))
+    _remember(config, ConfigOrigin(str(path) if path is not None else None, tuple(overrides)))
+    return Resolved(config=config, sources=sources)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _remember(config: Config, origin: ConfigOrigin) -> None:
+    key = id(config)
+    _ORIGINS[key] = origin
+    weakref.finalize(config, _ORIGINS.pop, key, None)
+
+
+def _read_text(path: Path) -> str:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(str(path), "config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot read: {exc}") from None
+
+
+def _parse_toml(text: str, path: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+        # tomllib says "... (at line 3, column 7)": keep its position in the source.
+        where = re.search(r"at line (\d+)", str(exc))
+        source = f"{path}:{where[1]}" if where else path
+        raise ConfigError("config", f"not valid TOML: {exc}", source) from None
 
 
-def _assign(raw: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+def _leaf_keys(raw: dict[str, Any], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for name, value in raw.items():
+        key = f"{prefix}{name}"
+        keys.extend(_leaf_keys(value, key + ".") if isinstance(value, dict) and value else [key])
+    return keys
+
+
+def _assign(raw: dict[str, Any], sources: dict[str, str], dotted: str, value: Any, source: str) -> None:
     parts = dotted.split(".")
     node = raw
-    for part in parts[:-1]:
+    for index, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(dotted, f"{part} is not a section", source)
+            raise ConfigError(".".join(parts[: index + 1]), "is a value, not a section", source)
         node = child
     node[parts[-1]] = value
+    for key in [k for k in sources if k.startswith(dotted + ".")]:
+        del sources[key]  # a whole table replaced by this value
+    for key in _leaf_keys({dotted: value}) if isinstance(value, dict) else [dotted]:
+        sources[key] = source
 
 
 def _parse_scalar(text: str) -> Any:
@@ -198,37 +316,166 @@ def _parse_scalar(text: str) -> Any:
         return text
 
 
-def _convert(raw: dict[str, Any], source: str) -> Config:
+def _convert(raw: dict[str, Any], where: Callable[[str], str]) -> Config:
+    """Validate; `where(key)` says where a failing key was set."""
     try:
         config = msgspec.convert(raw, Config)
     except msgspec.ValidationError as exc:
-        key, message = _split_validation_error(str(exc))
-        raise ConfigError(key, message, source) from None
-    _check_references(config, source)
+        key, message = split_validation_error(str(exc))
+        if "*" in key.split("."):  # msgspec writes a dict key as `[...]`: find which
+            key, message = _name_dict_key(raw, key, message)
+        raise ConfigError(key, message, where(key)) from None
+    _check_references(config, where)
     return config
 
 
-def _split_validation_error(text: str) -> tuple[str, str]:
-    """msgspec says "Expected `int`, got `str` - at `$.server.port`"; name the key first."""
-    message, sep, where = text.rpartition(" - at ")
-    if not sep:
-        unknown = re.match(r"Object contains unknown field `([^`]+)`", text)
-        return (unknown[1], "unknown setting") if unknown else ("config", text)
-    key = where.strip("`").removeprefix("$").lstrip(".") or "config"
-    key = key.replace("[", ".").replace("]", "").replace("'", "").replace('"', "")
-    unknown = re.match(r"Object contains unknown field `([^`]+)`", message)
-    if unknown:
-        return ".".join(filter(None, [key if key != "config" else "", unknown[1]])), "unknown setting"
+def _name_dict_key(raw: dict[str, Any], key: str, message: str) -> tuple[str, str]:
+    """Validate the table's entries one at a time to put the failing entry's name in `key`."""
+    parts = key.split(".")
+    star = parts.index("*")
+    table: Any = raw
+    for part in parts[:star]:
+        table = table.get(part) if isinstance(table, dict) else None
+    for name, value in (table or {}).items() if isinstance(table, dict) else ():
+        trial: dict[str, Any] = {name: value}
+        for part in reversed(parts[:star]):
+            trial = {part: trial}
+        try:
+            msgspec.convert(trial, Config)
+        except msgspec.ValidationError as exc:
+            found, found_message = split_validation_error(str(exc))
+            return found.replace("*", name, 1), found_message
     return key, message
 
 
-def _check_references(config: Config, source: str) -> None:
+def _locate(sources: dict[str, str], key: str, path: Any, lines: dict[str, int]) -> str:
+    """Where the value at `key` (or the nearest table around it) was set; for the file,
+    the line of the key itself, or of the nearest table header or key around it."""
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:end])
+        for name, source in sources.items():
+            if name == prefix or name.startswith(prefix + "."):
+                from_file = path is not None and source.startswith(f"{path}:")
+                return f"{path}:{_line_of(lines, key)}" if from_file else source
+    return DEFAULT_SOURCE
+
+
+# -- finding lines: tomllib reports no positions, so scan the source for headers and keys --
+
+_BARE_OR_QUOTED = r'(?:[A-Za-z0-9_-]+|"[^"\n]*"|\'[^\'\n]*\')'
+_DOTTED = rf"{_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*"
+_HEADER = re.compile(rf"^\s*\[\[?\s*({_DOTTED})\s*\]\]?")
+_KEY = re.compile(rf"^\s*({_DOTTED})\s*=")
+_PART = re.compile(_BARE_OR_QUOTED)
+
+
+def toml_key_lines(text: str) -> dict[str, int]:
+    """Map each table header and key of a TOML document to its first line (1-based).
+
+    A best-effort scan, good for error messages: inline-table members are not listed (their
+    table's line stands for them, see `_line_of`)."""
+    lines: dict[str, int] = {}
+    table: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if header := _HEADER.match(line):
+            table = _key_parts(header[1])
+            lines.setdefault(".".join(table), number)
+        elif key := _KEY.match(line):
+            lines.setdefault(".".join([*table, *_key_parts(key[1])]), number)
+    return lines
+
+
+def _key_parts(dotted: str) -> list[str]:
+    return [part.strip("\"'") for part in _PART.findall(dotted)]
+
+
+def _line_of(lines: dict[str, int], key: str) -> int:
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        if (prefix := ".".join(parts[:end])) in lines:
+            return lines[prefix]
+    return 1
+
+
+def split_validation_error(text: str) -> tuple[str, str]:
+    """msgspec says "Expected `int`, got `str` - at `$.server.port`"; name the key first."""
+    message, sep, where = text.rpartition(" - at ")
+    if not sep:
+        message, where = text, "`$`"
+    key = where.strip("`").removeprefix("$").lstrip(".").replace("[...]", ".*")
+    key = key.replace("[", ".").replace("]", "").replace("'", "").replace('"', "")
+    for pattern, meaning in (
+        (r"Object contains unknown field `([^`]+)`", "unknown setting"),
+        (r"Object missing required field `([^`]+)`", "required setting is missing"),
+    ):
+        if found := re.match(pattern, message):
+            return ".".join(filter(None, [key, found[1]])), meaning
+    return key or "config", message
+
+
+# -- comparing and reloading --------------------------------------------------------------
+
+
+def flatten(config: Config) -> dict[str, Any]:
+    """Every setting as `{"server.port": 8000, "models.claude.provider": "anthropic", ...}`."""
+    return _flatten(msgspec.to_builtins(config), "")
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict) and (value or not prefix):
+        items: dict[str, Any] = {}
+        for name, child in value.items():
+            items.update(_flatten(child, f"{prefix}{name}."))
+        return items
+    return {prefix.rstrip("."): value}
+
+
+def changed_keys(old: Config, new: Config) -> list[str]:
+    before, after = flatten(old), flatten(new)
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
+def needs_restart(key: str) -> bool:
+    return any(key == name or key.startswith(name + ".") for name in RESTART_REQUIRED)
+
+
+def keep_restart_settings(old: Config, new: Config) -> tuple[Config, list[str]]:
+    """`new`, with every restart-only setting put back to its `old` value; also the keys
+    whose change was held back (to be logged: they take effect at the next start)."""
+    held = [key for key in changed_keys(old, new) if needs_restart(key)]
+    merged = new
+    for name in RESTART_REQUIRED:
+        if any(key == name or key.startswith(name + ".") for key in held):
+            merged = _replace_path(merged, name.split("."), _get_path(old, name.split(".")))
+    return merged, held
+
+
+def _get_path(node: Any, parts: list[str]) -> Any:
+    for part in parts:
+        node = getattr(node, part)
+    return node
+
+
+def _replace_path(node: Any, parts: list[str], value: Any) -> Any:
+    if not parts:
+        return value
+    child = _replace_path(getattr(node, parts[0]), parts[1:], value)
+    return msgspec.structs.replace(node, **{parts[0]: child})
+
+
+def _check_references(config: Config, where: Callable[[str], str]) -> None:
     known = set(config.models) | {"echo"}
     if config.routing.default not in known:
-        raise ConfigError("routing.default", f"no model named {config.routing.default!r}", source)
+        raise ConfigError(
+            "routing.default", f"no model named {config.routing.default!r}",
+            where("routing.default"),
+        )
     for name in config.routing.fallback:
         if name not in known:
-            raise ConfigError("routing.fallback", f"no model named {name!r}", source)
+            raise ConfigError(
+                "routing.fallback", f"no model named {name!r}", where("routing.fallback")
+            )
 
 
 def prompts_dir(settings: PromptSettings) -> Path:

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from server.errors import TooLarge
 from server.models.base import ChatMessage
 from server.protocol import Message
 
@@ -26,8 +27,14 @@ USABLE = {"complete", "cancelled", "incomplete", "streaming"}
 
 class ContextWindow(msgspec.Struct):
     messages: list[ChatMessage]
-    tokens: int
-    dropped: int  # messages left out for the budget
+    tokens: int  # estimated tokens of `messages`, never more than the budget
+    dropped: int  # messages left out for the budget (after joining neighbours of one role)
+    dropped_tokens: int = 0
+
+    def require_some(self) -> None:
+        """Refuse a prompt that lost every message: the newest one alone is too large."""
+        if not self.messages and self.dropped:
+            raise TooLarge("the message does not fit in the model's context window")
 
 
 def estimate_tokens(value: Any) -> int:
@@ -36,20 +43,36 @@ def estimate_tokens(value: Any) -> int:
 
 
 def build_context(history: list[Message], *, budget: int) -> ContextWindow:
-    """Fit `history` (oldest first) into `budget` tokens, keeping the newest messages."""
-    groups = _group_tool_exchanges(_to_chat(history))
+    """Fit `history` (oldest first) into `budget` tokens, keeping the newest messages.
+
+    The result is the longest run of newest messages that fits and starts with a user
+    message (not a bare tool result); a tool call and its result are kept or dropped
+    together. It is empty only when even the newest user message does not fit."""
+    chat = prepare(history)
+    groups = _group_tool_exchanges(chat)
     kept: list[list[ChatMessage]] = []
     used = 0
     for group in reversed(groups):
-        cost = sum(_message_tokens(m) for m in group)
+        cost = sum(message_tokens(m) for m in group)
         if used + cost > budget:
             break
         kept.append(group)
         used += cost
-    messages = [m for group in reversed(kept) for m in group]
-    messages = _drop_leading_non_user(messages)
-    total = len([m for g in groups for m in g])
-    return ContextWindow(messages=messages, tokens=used, dropped=total - len(messages))
+    messages = _drop_leading_non_user([m for group in reversed(kept) for m in group])
+    tokens = sum(message_tokens(m) for m in messages)
+    total = sum(message_tokens(m) for m in chat)
+    return ContextWindow(
+        messages=messages,
+        tokens=tokens,
+        dropped=len(chat) - len(messages),
+        dropped_tokens=total - tokens,
+    )
+
+
+def prepare(history: list[Message]) -> list[ChatMessage]:
+    """Stored messages as the model APIs want them: user and assistant alternating, every
+    tool call answered by a result in the next message and every result answering one."""
+    return _merge_same_role(_pair_tools(_merge_same_role(_to_chat(history))))
 
 
 def _to_chat(history: list[Message]) -> list[ChatMessage]:
@@ -58,8 +81,8 @@ def _to_chat(history: list[Message]) -> list[ChatMessage]:
         if message.status not in USABLE or not message.content:
             continue
         role = "user" if message.role in ("user", "tool") else "assistant"
-        chat.append(ChatMessage(role=role, content=message.content))
-    return _merge_same_role(chat)
+        chat.append(ChatMessage(role=role, content=list(message.content)))
+    return chat
 
 
 def _merge_same_role(chat: list[ChatMessage]) -> list[ChatMessage]:
@@ -71,6 +94,31 @@ def _merge_same_role(chat: list[ChatMessage]) -> list[ChatMessage]:
         else:
             merged.append(message)
     return merged
+
+
+def _pair_tools(chat: list[ChatMessage]) -> list[ChatMessage]:
+    """Drop tool calls with no result after them (a turn cancelled mid-call) and results
+    with no call before them: the APIs refuse a prompt holding either."""
+    cleaned: list[ChatMessage] = []
+    for index, message in enumerate(chat):
+        before = chat[index - 1] if index else None
+        after = chat[index + 1] if index + 1 < len(chat) else None
+        if message.role == "assistant":
+            answered = _ids(after, "tool_result", "tool_use_id") if after and after.role == "user" else set()
+            content = [b for b in message.content if b.get("type") != "tool_use" or b.get("id") in answered]
+        else:
+            asked = _ids(before, "tool_use", "id") if before and before.role == "assistant" else set()
+            content = [
+                b for b in message.content
+                if b.get("type") != "tool_result" or b.get("tool_use_id") in asked
+            ]
+        if content:
+            cleaned.append(ChatMessage(message.role, content))
+    return cleaned
+
+
+def _ids(message: ChatMessage, block_type: str, field: str) -> set[Any]:
+    return {b.get(field) for b in message.content if b.get("type") == block_type}
 
 
 def _group_tool_exchanges(chat: list[ChatMessage]) -> list[list[ChatMessage]]:
@@ -98,5 +146,5 @@ def _has(message: ChatMessage, block_type: str) -> bool:
     return any(block.get("type") == block_type for block in message.content)
 
 
-def _message_tokens(message: ChatMessage) -> int:
+def message_tokens(message: ChatMessage) -> int:
     return MESSAGE_OVERHEAD_TOKENS + sum(estimate_tokens(block) for block in message.content)

@@ -8,39 +8,64 @@ A template may start with TOML front matter between `+++` lines:
     tools = ["search"]               # tools offered (absent: all)
     [variables]
     tone = { type = "str", default = "friendly" }
+    audience = { description = "Who reads the answers" }   # no default: required
     +++
 
-Templates run in Jinja2's `SandboxedEnvironment` with `StrictUndefined`: a template can read
-the variables it is given and nothing else, and a missing variable is an error naming it.
-User text never passes through Jinja2 as a template: it reaches the model as data only.
+Templates run in Jinja2's `ImmutableSandboxedEnvironment` (a `SandboxedEnvironment` that also
+forbids changing lists and dicts) with `StrictUndefined`: a template can read
+the values it is given and nothing else. User text, titles, variables and tool output are
+only ever *values* in the render context or messages to the model, never template source,
+so `{{ 7*7 }}` typed by a user reaches the model as those seven characters.
+
+The author of a template is trusted less than the code but more than the users: a template
+that reaches for internals (`''.__class__`) raises `SecurityError` instead of running.
 """
 
 from __future__ import annotations
 
+import operator
+import re
 import tomllib
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol, TypeVar
 
 import jinja2
 import msgspec
-from jinja2.sandbox import SandboxedEnvironment
+import structlog
+from jinja2 import meta as jinja_meta
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from server.errors import BadRequest
+from server.config import split_validation_error, toml_key_lines
+from server.errors import BadRequest, Internal
+
+log = structlog.get_logger("chinwag.prompts")
 
 SUFFIX = ".md.j2"
 FRONT_MATTER = "+++"
+# Names every template can use without declaring them (see docs/prompts.md).
+BUILTINS = frozenset(
+    {"server_name", "user", "conversation", "now", "today", "model", "tools", "variables"}
+)
+# The largest number or sequence an operator's template may build with `**` or `*`.
+MAX_PRODUCT = 100_000
+
+VariableType = Literal["str", "int", "float", "bool"]
+_COERCE: dict[str, Any] = {"str": str, "int": int, "float": float, "bool": None}
 
 
 class VariableSpec(msgspec.Struct, forbid_unknown_fields=True):
-    type: str = "str"
-    default: str | None = None
+    type: VariableType = "str"
+    default: str | int | float | bool | None = None  # None: the variable is required
     description: str = ""
 
 
 class TemplateMeta(msgspec.Struct, forbid_unknown_fields=True):
     description: str = ""
     model: str | None = None
-    tools: list[str] | None = None
+    tools: list[str] | None = None  # None: every tool the turn offers
     variables: dict[str, VariableSpec] = {}
 
 
@@ -48,21 +73,62 @@ class PromptError(Exception):
     """A template that cannot be loaded or rendered; names the file and line."""
 
 
+class Named(Protocol):
+    name: str
+    description: str
+
+
+_T = TypeVar("_T", bound=Named)
+_M = TypeVar("_M")
+
+
 class Template(msgspec.Struct):
     name: str
     meta: TemplateMeta
     compiled: Any  # jinja2.Template
 
-    def defaults(self) -> dict[str, str]:
+    def defaults(self) -> dict[str, Any]:
         return {k: v.default for k, v in self.meta.variables.items() if v.default is not None}
+
+    def offered(self, tools: Sequence[_T]) -> list[_T]:
+        """The tools this template lets the model use, out of those the turn could offer."""
+        if self.meta.tools is None:
+            return list(tools)
+        allowed = set(self.meta.tools)
+        return [tool for tool in tools if tool.name in allowed]
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's sandbox that also forbids changing lists and dicts in place, plus a cap on
+    `**` and `*` so that a template cannot build a huge value."""
+
+    intercepted_binops = frozenset({"**", "*"})
+
+    def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
+        if op == "**" and _big(right, 64) or op == "*" and _big_product(left, right):
+            raise SecurityError(f"{op} with operands this large is not allowed in a template")
+        return operator.pow(left, right) if op == "**" else operator.mul(left, right)
+
+
+def _big(value: Any, limit: int) -> bool:
+    return isinstance(value, int | float) and abs(value) > limit
+
+
+def _big_product(left: Any, right: Any) -> bool:
+    sizes = [len(v) if isinstance(v, str | list | tuple) else v for v in (left, right)]
+    if not all(isinstance(s, int | float) for s in sizes):
+        return False
+    return any(isinstance(v, str | list | tuple) for v in (left, right)) and abs(
+        sizes[0] * sizes[1]
+    ) > MAX_PRODUCT
 
 
 class PromptLibrary:
-    """Every template of one folder, compiled once; `reload()` swaps in a new set atomically."""
+    """Every template of one folder, compiled once; `load()` swaps in a new set atomically."""
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
-        self.env = SandboxedEnvironment(
+        self.env = _Sandbox(
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=True,
@@ -71,13 +137,19 @@ class PromptLibrary:
         )
         self.templates: dict[str, Template] = {}
 
-    def load(self) -> None:
-        """Compile every template; on any error raise and keep the previous set."""
+    def load(self, *, require: str | None = None) -> None:
+        """Compile every template; on any error raise `PromptError` and keep the previous set.
+
+        `require` names a template that must be among them (the configured default)."""
+        if not self.directory.is_dir():
+            raise PromptError(f"{self.directory}: prompts folder not found")
         loaded: dict[str, Template] = {}
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
             template = self._compile(path)
             loaded[template.name] = template
-        self.templates = loaded
+        if require is not None and require not in loaded:
+            raise PromptError(f"{self.directory}: no template {require}{SUFFIX} (the default)")
+        self.templates = loaded  # one assignment: a turn sees the old set or the new, whole
 
     def names(self) -> list[str]:
         return sorted(self.templates)
@@ -89,23 +161,132 @@ class PromptLibrary:
             raise BadRequest(f"unknown template {name!r}", details={"template": name}) from None
 
     def render(self, name: str, context: dict[str, Any]) -> str:
+        """Render with exactly `context`. A sandbox violation raises `SecurityError`."""
         template = self.get(name)
         try:
             return template.compiled.render(context)
+        except SecurityError:
+            raise
         except jinja2.UndefinedError as exc:
             raise PromptError(f"{name}{SUFFIX}: {exc.message}") from None
-        except jinja2.TemplateError as exc:
-            raise PromptError(f"{name}{SUFFIX}: {exc}") from None
+        except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError) as exc:
+            raise PromptError(f"{name}{SUFFIX}: {type(exc).__name__}: {exc}") from None
+
+    def render_system(
+        self,
+        name: str,
+        *,
+        server_name: str,
+        user: Any,
+        conversation: Any,
+        model: str,
+        tools: Sequence[Named] = (),
+        conversation_variables: Mapping[str, str] | None = None,
+        turn_variables: Mapping[str, str] | None = None,
+        now: datetime | None = None,
+    ) -> str:
+        """The system prompt of one turn. A client's mistake (a missing, unknown or
+        ill-typed variable) is `BadRequest`; a broken template is `Internal`, logged."""
+        template = self.get(name)
+        variables = resolve_variables(template, conversation_variables, turn_variables)
+        now = now or datetime.now(UTC)
+        context = {
+            **variables,
+            "server_name": server_name,
+            "user": {"id": user.id, "name": user.name, "role": user.role},
+            "conversation": {"id": conversation.id, "title": conversation.title},
+            "now": now,
+            "today": now.date().isoformat(),
+            "model": model,
+            "tools": [{"name": t.name, "description": t.description} for t in tools],
+            "variables": variables,
+        }
+        try:
+            return self.render(name, context)
+        except (PromptError, SecurityError) as exc:
+            log.error("template_render_failed", template=name, error=str(exc))
+            raise Internal(f"template {name!r} could not be rendered") from exc
+
+    # -- loading ---------------------------------------------------------------------------
 
     def _compile(self, path: Path) -> Template:
         name = path.name.removesuffix(SUFFIX)
-        source = path.read_text(encoding="utf-8")
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PromptError(f"{path.name}: cannot read: {exc}") from None
         meta, body, offset = _split_front_matter(source, path)
         try:
-            compiled = self.env.from_string(body)
+            tree = self.env.parse(body)
+            compiled = self.env.from_string(tree)
         except jinja2.TemplateSyntaxError as exc:
             raise PromptError(f"{path.name}:{(exc.lineno or 0) + offset}: {exc.message}") from None
+        self._check_names(path, meta, tree, body, offset)
         return Template(name=name, meta=meta, compiled=compiled)
+
+    def _check_names(self, path: Path, meta: TemplateMeta, tree: Any, body: str, offset: int) -> None:
+        """Every name a template reads must be built in or declared: a typo fails at load,
+        not in the middle of somebody's turn."""
+        clash = sorted(BUILTINS & set(meta.variables))
+        if clash:
+            raise PromptError(f"{path.name}: front matter: variable {clash[0]!r} is a built-in name")
+        known = BUILTINS | set(meta.variables) | set(self.env.globals)
+        for variable in sorted(jinja_meta.find_undeclared_variables(tree) - known):
+            line = _line_using(body, variable) + offset
+            raise PromptError(
+                f"{path.name}:{line}: uses {variable!r}, which is neither built in nor declared "
+                "under [variables] in the front matter"
+            )
+
+
+def resolve_variables(
+    template: Template,
+    conversation_variables: Mapping[str, str] | None,
+    turn_variables: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """Template defaults, overridden by the conversation's variables, then by the turn's.
+
+    The turn's variables must be declared by the template (else `bad_request` naming them);
+    the conversation's undeclared ones are ignored, since they may belong to another
+    template the conversation used before. Every declared variable must end up with a value."""
+    declared = template.meta.variables
+    unknown = sorted(set(turn_variables or {}) - set(declared))
+    if unknown:
+        raise BadRequest(
+            f"template {template.name!r} has no variable {', '.join(map(repr, unknown))}",
+            details={"path": "$.variables", "template": template.name, "unknown": unknown},
+        )
+    conversation = {k: v for k, v in (conversation_variables or {}).items() if k in declared}
+    merged: dict[str, Any] = {**template.defaults(), **conversation, **(turn_variables or {})}
+    missing = [name for name in declared if name not in merged]
+    if missing:
+        raise BadRequest(
+            f"template {template.name!r} needs variable {', '.join(map(repr, missing))}",
+            details={"path": "$.variables", "template": template.name, "missing": missing},
+        )
+    return {name: _coerce(template.name, name, declared[name].type, merged[name]) for name in declared}
+
+
+def _coerce(template: str, name: str, kind: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value  # a default from the front matter, already checked at load
+    try:
+        if kind == "bool":
+            return {"true": True, "false": False}[value.strip().lower()]
+        return _COERCE[kind](value)
+    except (KeyError, ValueError):
+        raise BadRequest(
+            f"variable {name!r} of template {template!r} must be a {kind}, not {value!r}",
+            details={"path": f"$.variables.{name}", "template": template},
+        ) from None
+
+
+def _line_using(body: str, name: str) -> int:
+    pattern = re.compile(rf"\b{re.escape(name)}\b")
+    for number, line in enumerate(body.splitlines(), start=1):
+        if ("{{" in line or "{%" in line) and pattern.search(line):
+            return number
+    return 1
 
 
 def _split_front_matter(source: str, path: Path) -> tuple[TemplateMeta, str, int]:
@@ -122,9 +303,50 @@ def _split_front_matter(source: str, path: Path) -> tuple[TemplateMeta, str, int
 
 
 def _parse_meta(header: str, path: Path) -> TemplateMeta:
+    """Front matter lines are numbered as in the file (the `+++` line is line 1)."""
     try:
-        return msgspec.convert(tomllib.loads(header), TemplateMeta)
+        data = tomllib.loads(header)
     except tomllib.TOMLDecodeError as exc:
-        raise PromptError(f"{path.name}: front matter is not valid TOML: {exc}") from None
+        found = re.search(r"at line (\d+)", str(exc))
+        line = int(found[1]) + 1 if found else 1
+        raise PromptError(f"{path.name}:{line}: front matter is not valid TOML: {exc}") from None
+    variables = data.get("variables")
+    for name, spec in variables.items() if isinstance(variables, dict) else ():
+        _convert_meta(spec, VariableSpec, path, header, f"variables.{name}")
+    meta = _convert_meta(data, TemplateMeta, path, header, "")
+    for name, spec in meta.variables.items():
+        _check_default(path, header, name, spec)
+    return meta
+
+
+def _convert_meta(data: Any, kind: type[_M], path: Path, header: str, prefix: str) -> _M:
+    try:
+        return msgspec.convert(data, kind)
     except msgspec.ValidationError as exc:
-        raise PromptError(f"{path.name}: front matter: {exc}") from None
+        key, message = split_validation_error(str(exc))
+        key = ".".join(filter(None, [prefix, "" if key == "config" else key]))
+        line = _meta_line(header, key) + 1
+        raise PromptError(f"{path.name}:{line}: front matter {key}: {message}") from None
+
+
+def _meta_line(header: str, key: str) -> int:
+    lines = toml_key_lines(header)
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        if (prefix := ".".join(parts[:end])) in lines:
+            return lines[prefix]
+    return 1
+
+
+def _check_default(path: Path, header: str, name: str, spec: VariableSpec) -> None:
+    expected = {"str": str, "int": int, "float": int | float, "bool": bool}[spec.type]
+    default = spec.default
+    wrong = default is not None and (
+        not isinstance(default, expected) or (spec.type != "bool" and isinstance(default, bool))
+    )
+    if wrong:
+        line = _meta_line(header, f"variables.{name}") + 1
+        raise PromptError(
+            f"{path.name}:{line}: front matter variables.{name}: default {default!r} "
+            f"is not a {spec.type}"
+        )

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 
 from server.auth import Authenticator
-from server.config import Config, prompts_dir
+from server.config import Config, keep_restart_settings, prompts_dir
+from server.errors import ConfigError
 from server.fanout import Fanout
 from server.models import build_providers
 from server.models.base import Provider
@@ -56,6 +57,29 @@ class Runtime:
 
     def allowed_origins(self) -> set[str]:
         return self.config.effective_origins(self.bound_port)
+
+    def apply_config(self, new: Config) -> list[str]:
+        """Make `new` the live config from the next turn and the next connection on; no
+        socket is touched. Settings that need a restart keep their old values: their keys
+        are returned. Raises `ConfigError` (changing nothing) if `new` cannot be used."""
+        merged, held = keep_restart_settings(self.config, new)
+        if merged.prompts.default_template not in self.prompts.templates:
+            raise ConfigError(
+                "prompts.default_template", f"no template named {merged.prompts.default_template!r}"
+            )
+        echo_changed = merged.echo != self.config.echo
+        # Everything that holds the config reads it per use, so swapping the reference is
+        # the whole change; each assignment is atomic for the single event loop.
+        self.config = merged
+        self.selector.config = merged
+        self.turns.config = merged
+        self.sessions.ttl_s = merged.session.ttl_s  # applies to sessions from now on
+        self.sessions.buffer_size = merged.session.replay_buffer
+        fresh = build_providers(merged)  # SDK providers make their clients lazily: cheap
+        for kind, provider in fresh.items():
+            if kind not in self.selector.providers or (kind == "echo" and echo_changed):
+                self.selector.providers[kind] = provider
+        return held
 
 
 def load_tools(config: Config) -> ToolRegistry:

@@ -311,23 +311,29 @@ class TurnRunner:
         settings = self.selector.settings(model)
         template = self.prompts.get(template_name)
         offered = self.tools.available(request.user.role, only=template.meta.tools)
-        variables = {**template.defaults(), **(conversation.variables or {}), **(request.variables or {})}
-        system = self.prompts.render(template_name, {
-            **variables,
-            "server_name": self.config.server.name,
-            "user": {"id": request.user.id, "name": request.user.name, "role": request.user.role},
-            "conversation": {"id": conversation.id, "title": conversation.title},
-            "now": datetime.now(UTC),
-            "model": model,
-            "tools": [{"name": t.name, "description": t.description} for t in offered],
-            "variables": variables,
-        })
+        # Variables: template defaults < conversation < turn; user text, titles and
+        # variables are values in the render context, never template source.
+        system = self.prompts.render_system(
+            template_name,
+            server_name=self.config.server.name,
+            user=request.user,
+            conversation=conversation,
+            model=model,
+            tools=offered,
+            conversation_variables=conversation.variables,
+            turn_variables=request.variables,
+            now=datetime.now(UTC),
+        )
         history = await self.store.context_messages(request.user.id, request.conversation_id)
         history = [m for m in history if m.id != turn.message_id]
         budget = settings.context_window - settings.max_output_tokens - estimate_tokens(system)
         window = build_context(history, budget=max(budget, 0))
         if window.dropped:
-            log.info("context_trimmed", dropped=window.dropped, kept=len(window.messages))
+            log.info(
+                "context_trimmed", dropped=window.dropped, kept=len(window.messages),
+                dropped_tokens=window.dropped_tokens, budget=max(budget, 0),
+            )
+        window.require_some()
         return ModelRequest(
             system=system,
             messages=window.messages,
