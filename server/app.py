@@ -130,7 +130,7 @@ async def _readyz(request: Request) -> Response:
         problems.append("draining")
     try:
         await asyncio.wait_for(runtime.store.ping(), timeout=0.05)
-    except Exception as exc:  # any failure of the store means not ready
+    except Exception as exc:  # noqa: BLE001 - any failure of the store means not ready
         problems.append(f"store: {type(exc).__name__}")
     if problems:
         return JSONResponse({"status": "unready", "problems": problems}, status_code=503)

@@ -67,8 +67,6 @@ class TurnSettings(Section):
     concurrent: Literal["queue", "reject"] = "queue"
     deadline_s: float = 300.0
     checkpoint_s: float = 1.0
-    # Deltas produced within this many ms are sent as one frame.
-    coalesce_ms: float = 0.0
 
 
 class ModelSettings(Section):

@@ -79,9 +79,11 @@ def to_html(conversation: Conversation, messages: list[Message]) -> str:
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{esc(conversation.title)}</title>",
-        "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}"
-        ".m{margin:1rem 0;padding:.75rem 1rem;border-radius:.5rem;background:#f4f4f5}"
-        ".user{background:#e0ecff}pre{white-space:pre-wrap;margin:0;font:inherit}</style>",
+        (
+            "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}"
+            ".m{margin:1rem 0;padding:.75rem 1rem;border-radius:.5rem;background:#f4f4f5}"
+            ".user{background:#e0ecff}pre{white-space:pre-wrap;margin:0;font:inherit}</style>"
+        ),
         f"</head><body><h1>{esc(conversation.title)}</h1>",
     ]
     for message in messages:

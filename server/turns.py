@@ -24,7 +24,15 @@ from server.config import Config
 from server.context import build_context, estimate_tokens
 from server.errors import ChinwagError, Conflict, Internal, NotFound, Timeout
 from server.fanout import Fanout
-from server.models.base import ChatMessage, Finish, ModelRequest, TextDelta, ToolSpec, ToolUse, Usage
+from server.models.base import (
+    ChatMessage,
+    Finish,
+    ModelRequest,
+    TextDelta,
+    ToolSpec,
+    ToolUse,
+    Usage,
+)
 from server.models.selector import Selection, Selector
 from server.prompts import PromptLibrary
 from server.store.base import Store, UserRecord
@@ -86,9 +94,10 @@ class TurnRunner:
 
     def check_accepts(self, conversation_id: str | None) -> None:
         """Under the "reject" policy, refuse a send to a conversation with a turn running."""
-        if self.config.turns.concurrent == "reject" and conversation_id:
-            if any(t.request.conversation_id == conversation_id for t in self.running.values()):
-                raise Conflict("a turn is already running in this conversation")
+        if self.config.turns.concurrent != "reject" or not conversation_id:
+            return
+        if any(t.request.conversation_id == conversation_id for t in self.running.values()):
+            raise Conflict("a turn is already running in this conversation")
 
     def start(self, request: TurnRequest) -> RunningTurn:
         turn = RunningTurn(request)

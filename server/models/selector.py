@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -181,7 +181,7 @@ class Selector:
         selection: Selection,
         *,
         deadline: float | None = None,
-    ) -> AsyncIterator[ModelEvent]:
+    ) -> AsyncGenerator[ModelEvent, None]:
         """Stream the answer of the first candidate that gives one; see the module doc."""
         self.settings(primary)
         selection.model, selection.fallback_from = primary, None

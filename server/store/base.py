@@ -149,6 +149,7 @@ class Store(Protocol):
         since: str | None = None,
         until: str | None = None,
         limit: int = 20,
+        marks: tuple[str, str] = ("**", "**"),
     ) -> list[SearchHit]:
         """Full-text search over this user's messages, best match first.
 

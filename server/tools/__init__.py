@@ -7,4 +7,4 @@ from server.tools.context import ToolContext
 from server.tools.decorator import ToolHandler, tool
 from server.tools.registry import ToolConflict, ToolRegistry
 
-__all__ = ["ToolContext", "ToolConflict", "ToolHandler", "ToolRegistry", "tool"]
+__all__ = ["ToolConflict", "ToolContext", "ToolHandler", "ToolRegistry", "tool"]

@@ -158,7 +158,7 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
     text = inspect.cleandoc(doc)
     summary = text.split("\n\n", 1)[0].replace("\n", " ").strip()
     params: dict[str, str] = {}
-    section = re.search(r"^(?:Args|Arguments|Parameters):\s*\n((?:[ \t]+.*\n?)+)", text, re.M)
+    section = re.search(r"^(?:Args|Arguments|Parameters):\s*\n((?:[ \t]+.*\n?)+)", text, re.MULTILINE)
     if section:
         current = None
         for line in section[1].splitlines():

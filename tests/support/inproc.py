@@ -22,7 +22,8 @@ _refs = itertools.count(1)
 def make_config(tmp_path: Path, *overrides: str) -> Config:
     return load_config(
         environ={},
-        overrides=[f'store.path="{tmp_path / "chinwag.db"}"', "echo.delay_ms=0", *overrides],
+        # No file watching in process: a test that wants hot reload turns it on.
+        overrides=[f'store.path="{tmp_path / "chinwag.db"}"', "echo.delay_ms=0", "reload.enabled=false", *overrides],
     )
 
 

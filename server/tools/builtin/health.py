@@ -48,6 +48,6 @@ async def _store_health(ctx: ToolContext) -> StoreHealth:
     started = time.perf_counter()
     try:
         await ctx.store.ping()
-    except Exception as exc:  # the report says what failed rather than failing itself
+    except Exception as exc:  # noqa: BLE001 - the report says what failed, it does not fail
         return StoreHealth(ok=False, error=f"{type(exc).__name__}: {exc}")
     return StoreHealth(ok=True, latency_ms=round((time.perf_counter() - started) * 1000, 2))
