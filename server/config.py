@@ -283,6 +283,15 @@ def _parse_toml(text: str, path: str) -> dict[str, Any]:
         raise ConfigError("config", f"not valid TOML: {exc}", source) from None
 
 
+def with_changes(config: Config, changes: dict[str, str], source: str) -> Config:
+    """`config` with some settings changed, each value read as TOML would read it; the
+    result is validated like a file would be (unknown key, wrong type: ConfigError)."""
+    raw = msgspec.to_builtins(config)
+    for key, text in changes.items():
+        _assign(raw, {}, key, _parse_scalar(text), source)
+    return _convert(raw, lambda key: source)
+
+
 def _leaf_keys(raw: dict[str, Any], prefix: str = "") -> list[str]:
     keys: list[str] = []
     for name, value in raw.items():
