@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 
-from server import __version__, protocol
+from server import __version__, cli_data, protocol
 from server.config import Config, Resolved, resolve_config
 from server.errors import ConfigError
 
@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=_schema)
 
     _add_config_commands(commands)
+    cli_data.add_commands(commands, _add_config_options)
     return parser
 
 
