@@ -8,6 +8,7 @@ skip approval (the client asked for it) but not the role check.
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -102,15 +103,18 @@ class ToolExecutor:
         handler = self.registry.get(name)
         if handler is None:
             on_call(False)
+            self._count("(unknown)", "unknown_tool")  # not the name: the model may invent many
             return ToolOutcome(ok=False, error=f"there is no tool named {name!r}")
         policy = self.policy_for(handler, user.role)
         if policy == "deny":
             on_call(False)
+            self._count(name, "denied")
             return ToolOutcome(ok=False, error=f"tool {name!r} is not allowed here")
         on_call(policy == "ask")
         try:
             arguments = _validate(handler, args)
         except BadRequest as exc:
+            self._count(name, "invalid_args")
             return ToolOutcome(ok=False, error=f"invalid arguments: {exc.message} at {exc.details['path']}")
         if policy == "ask":
             timeout = self.runtime.config.tools.approval_timeout_s
@@ -118,6 +122,7 @@ class ToolExecutor:
             if decision != "allow":
                 reason = "the user denied this call" if decision == "deny" else "approval timed out"
                 log.info("tool_denied", tool=name, call_id=call_id, reason=decision)
+                self._count(name, "rejected" if decision == "deny" else "approval_timeout")
                 return ToolOutcome(ok=False, error=reason)
         return await self._run(handler, arguments, user, conversation_id, call_id)
 
@@ -140,25 +145,38 @@ class ToolExecutor:
             runtime=runtime,
         )
         timeout = handler.timeout_s or runtime.config.tools.timeout_s
+        kind = "error"
         try:
             async with asyncio.timeout(timeout):
                 result = await handler(ctx, arguments)
             outcome = ToolOutcome(ok=True, result=msgspec.to_builtins(result))
+            kind = "ok"
         except TimeoutError:
             outcome = ToolOutcome(ok=False, error=f"timed out after {timeout:g} s")
+            kind = "timeout"
         except ChinwagError as exc:
             outcome = ToolOutcome(ok=False, error=exc.message)
         except Exception as exc:  # a plugin's bug is the model's error result, not ours
             log.exception("tool_crashed", tool=handler.name)
             outcome = ToolOutcome(ok=False, error=f"{type(exc).__name__}: {exc}")
-        log.info("tool_called", tool=handler.name, call_id=call_id, ok=outcome.ok)
+        log.info("tool_called", tool=handler.name, call_id=call_id, ok=outcome.ok, outcome=kind)
+        self._count(handler.name, kind)
         return outcome
+
+    def _count(self, tool: str, outcome: str) -> None:
+        self.runtime.metrics.tool_calls.labels(tool, outcome).inc()
 
 
 def _validate(handler: ToolHandler, args: dict[str, Any]) -> msgspec.Struct:
     try:
         return handler.validate(args)
     except msgspec.ValidationError as exc:
-        message, _, where = str(exc).rpartition(" - at ")
-        path = "$.args" + where.strip("`").removeprefix("$") if where else "$.args"
-        raise BadRequest(message or str(exc), details={"path": path}) from None
+        message, at, where = str(exc).rpartition(" - at ")
+        if not at:  # an error at the top: msgspec names no path
+            message, where = str(exc), "$"
+        path = "$.args" + where.strip("`").removeprefix("$")
+        # A missing or unknown field: point at the field itself, not at its object.
+        field = re.search(r"(?:missing required|unknown) field `([^`]+)`", message)
+        if field:
+            path += f".{field[1]}"
+        raise BadRequest(message, details={"path": path}) from None

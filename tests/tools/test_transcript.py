@@ -1,0 +1,71 @@
+"""`server.transcript`: a turn's answer as ordered blocks, and split back for a model."""
+
+from __future__ import annotations
+
+from server.models.base import ChatMessage
+from server.transcript import NOT_RUN, Transcript, expand
+
+USE_1 = {"type": "tool_use", "id": "c1", "name": "a", "input": {}}
+USE_2 = {"type": "tool_use", "id": "c2", "name": "b", "input": {"x": 1}}
+RESULT_1 = {"type": "tool_result", "tool_use_id": "c1", "content": "one", "is_error": False}
+RESULT_2 = {"type": "tool_result", "tool_use_id": "c2", "content": "error: no", "is_error": True}
+
+
+def text(value: str) -> dict:
+    return {"type": "text", "text": value}
+
+
+def test_deltas_join_into_one_text_block_between_tool_blocks() -> None:
+    transcript = Transcript()
+    assert not transcript
+    for piece in ["Let ", "me ", "look."]:
+        transcript.add_text(piece)
+    assert transcript.content() == [text("Let me look.")]  # the block still being written
+    transcript.add_block(USE_1)
+    transcript.add_block(RESULT_1)
+    transcript.add_text("Done")
+    transcript.add_text(".")
+    assert transcript.content() == [text("Let me look."), USE_1, RESULT_1, text("Done.")]
+    assert transcript.text() == "Let me look.Done."
+    assert transcript
+
+
+def test_expand_splits_an_answer_at_its_tool_results() -> None:
+    content = [text("Checking. "), USE_1, USE_2, RESULT_1, RESULT_2, text("Found it.")]
+    assert expand("assistant", content) == [
+        ChatMessage("assistant", [text("Checking. "), USE_1, USE_2]),
+        ChatMessage("user", [RESULT_1, RESULT_2]),
+        ChatMessage("assistant", [text("Found it.")]),
+    ]
+
+
+def test_expand_over_two_rounds() -> None:
+    content = [USE_1, RESULT_1, text("and "), USE_2, RESULT_2, text("end")]
+    assert [(m.role, [b["type"] for b in m.content]) for m in expand("assistant", content)] == [
+        ("assistant", ["tool_use"]),
+        ("user", ["tool_result"]),
+        ("assistant", ["text", "tool_use"]),
+        ("user", ["tool_result"]),
+        ("assistant", ["text"]),
+    ]
+
+
+def test_a_call_left_without_a_result_gets_one_saying_it_did_not_run() -> None:
+    # A turn cancelled while its tool ran: the stored answer ends with the call.
+    not_run_1 = {"type": "tool_result", "tool_use_id": "c1", "content": NOT_RUN, "is_error": True}
+    not_run_2 = {"type": "tool_result", "tool_use_id": "c2", "content": NOT_RUN, "is_error": True}
+    assert expand("assistant", [text("Working. "), USE_1]) == [
+        ChatMessage("assistant", [text("Working. "), USE_1]),
+        ChatMessage("user", [not_run_1]),
+    ]
+    # One of two answered: the other one is answered in the same message.
+    assert expand("assistant", [USE_1, USE_2, RESULT_1]) == [
+        ChatMessage("assistant", [USE_1, USE_2]),
+        ChatMessage("user", [RESULT_1, not_run_2]),
+    ]
+
+
+def test_other_roles_and_empty_content_pass_through() -> None:
+    assert expand("user", [text("hi")]) == [ChatMessage("user", [text("hi")])]
+    assert expand("assistant", []) == []
+    assert expand("assistant", [text("plain")]) == [ChatMessage("assistant", [text("plain")])]
