@@ -32,6 +32,9 @@ class Outbound:
         self.stall_s = stall_s
         # The writer gave up on a peer that does not read: the socket must be aborted.
         self.stuck = False
+        # Called once when a close is asked for: from then on nothing new reaches this
+        # socket, so its session should stop handing it events (and merge them instead).
+        self.on_close: Callable[[], None] | None = None
         self.frames: deque[tuple[int | None, bytes]] = deque()
         self.close_code: int | None = None
         self.close_reason = ""
@@ -55,10 +58,17 @@ class Outbound:
         return len(self.frames) >= max(2, self.limit // 4)
 
     def replace_pending(self, seq: int, frame: bytes) -> bool:
-        """Swap the newest queued frame if it is event `seq` and not yet sent."""
-        if self.frames and self.frames[-1][0] == seq and self.close_code is None:
-            self.frames[-1] = (seq, frame)
-            return True
+        """Swap queued, unsent event `seq` for `frame` (the queue is FIFO, so nothing after
+        it was sent either); False if it is no longer queued."""
+        if self.close_code is not None:
+            return False
+        for index in range(len(self.frames) - 1, -1, -1):
+            queued = self.frames[index][0]
+            if queued == seq:
+                self.frames[index] = (seq, frame)
+                return True
+            if queued is not None and queued < seq:
+                return False  # events leave in seq order: it was sent already
         return False
 
     def takeover(self) -> None:
@@ -77,6 +87,8 @@ class Outbound:
             if not flush:
                 self.frames.clear()
             self._wakeup.set()
+            if self.on_close is not None:
+                self.on_close()
 
     async def run(self, close: Callable[[int, str], Awaitable[None]]) -> None:
         """Send queued frames until `close()`; then close the socket with that code."""

@@ -41,18 +41,46 @@ class Outlet(Protocol):
         """Close the socket with a code from PROTOCOL.md's table, after what is queued."""
 
 
+class _Entry:
+    """One event in the replay buffer. A delta nobody can have seen yet stays mergeable:
+    its text may still grow, and its frame is then encoded again when next needed."""
+
+    __slots__ = ("seq", "_frame", "delta")
+
+    def __init__(self, seq: int, frame: bytes, delta: protocol.Delta | None):
+        self.seq = seq
+        self._frame: bytes | None = frame
+        self.delta = delta
+
+    @property
+    def frame(self) -> bytes:
+        if self._frame is None:
+            assert self.delta is not None
+            self._frame = protocol.encode(self.delta)
+        return self._frame
+
+    def grow(self, delta: protocol.Delta, frame: bytes | None) -> None:
+        self.delta = delta
+        self._frame = frame
+
+
 class Session:
     def __init__(self, user: UserRecord, *, buffer_size: int, clock: Callable[[], float]):
         self.id = "s_" + secrets.token_urlsafe(12)
         self.resume_token = secrets.token_urlsafe(24)
         self.user = user
         self.seq = 0
-        # (seq, encoded frame, the event itself when it is a delta that may still be merged)
-        self.buffer: deque[tuple[int, bytes, protocol.Delta | None]] = deque(maxlen=buffer_size)
+        self.buffer: deque[_Entry] = deque(maxlen=buffer_size)
+        # The newest buffered event of each running turn: where its next delta may merge.
+        self._turn_tail: dict[str, _Entry] = {}
         # Highest seq ever handed to a socket: events up to it may have reached the client.
         self.handed_upto = 0
         self.outlet: Outlet | None = None
         self.open_conversations: set[str] = set()
+        # The credential that let the latest socket in: revoking the key (4011) or ending
+        # the login (4004) closes the socket and forgets the session (`server.revocation`).
+        self.key_id: str | None = None
+        self.login_id: str | None = None
         self._clock = clock
         self.detached_at: float | None = clock()
 
@@ -63,36 +91,44 @@ class Session:
         self.seq += 1
         stamped = msgspec.structs.replace(event, seq=self.seq)
         frame = protocol.encode(stamped)
-        self.buffer.append((self.seq, frame, stamped if isinstance(stamped, protocol.Delta) else None))
+        entry = _Entry(self.seq, frame, stamped if isinstance(stamped, protocol.Delta) else None)
+        self.buffer.append(entry)
+        turn_id = getattr(stamped, "turn_id", None)
+        if isinstance(stamped, protocol.TurnCompleted):
+            self._turn_tail.pop(stamped.turn_id, None)
+        elif turn_id is not None:
+            self._turn_tail[turn_id] = entry
         if self.outlet is not None:
             self.outlet.deliver(frame, seq=self.seq)
             self.handed_upto = self.seq
         return self.seq
 
     def _merge_delta(self, event: protocol.Delta) -> bool:
-        """Append to the previous delta instead of adding one, when no client can have seen
-        it: nothing is attached and it was never handed out, or it sits unsent in a congested
-        queue. Keeps seq gap-free while a slow or absent reader gets fewer, larger frames."""
-        if not self.buffer:
+        """Append to the turn's previous delta instead of adding one, when no client can
+        have seen it: nothing is attached and it was never handed out, or it sits unsent in
+        a congested queue. Keeps seq gap-free while a slow or absent reader gets fewer,
+        larger frames. Only the turn's newest event may grow, so the turn's own order holds;
+        deltas of different turns may interleave differently, which means nothing."""
+        entry = self._turn_tail.get(event.turn_id)
+        if entry is None or entry.delta is None:
             return False
-        seq, _, previous = self.buffer[-1]
-        if previous is None or previous.turn_id != event.turn_id:
-            return False
-        merged = protocol.Delta(turn_id=event.turn_id, text=previous.text + event.text, seq=seq)
-        frame = protocol.encode(merged)
+        merged = protocol.Delta(turn_id=event.turn_id, text=entry.delta.text + event.text, seq=entry.seq)
         if self.outlet is None:
-            if seq <= self.handed_upto:
+            if entry.seq <= self.handed_upto:
                 return False
-        elif not (self.outlet.congested() and self.outlet.replace_pending(seq, frame)):
+            entry.grow(merged, None)  # encoded once, when a resume replays it
+            return True
+        frame = protocol.encode(merged)
+        if not (self.outlet.congested() and self.outlet.replace_pending(entry.seq, frame)):
             return False
-        self.buffer[-1] = (seq, frame, merged)
+        entry.grow(merged, frame)
         return True
 
     def can_replay_from(self, last_seq: int) -> bool:
         """True when every event after `last_seq` is still in the buffer."""
         if last_seq > self.seq or last_seq < 0:
             return False
-        oldest = self.buffer[0][0] if self.buffer else self.seq + 1
+        oldest = self.buffer[0].seq if self.buffer else self.seq + 1
         return last_seq + 1 >= oldest
 
     def attach(self, outlet: Outlet, welcome: bytes, *, last_seq: int | None) -> None:
@@ -104,9 +140,9 @@ class Session:
             self.outlet.takeover()
         outlet.deliver(welcome)
         if last_seq is not None:
-            for seq, frame, _ in self.buffer:
-                if seq > last_seq:
-                    outlet.deliver(frame, seq=seq, replay=True)
+            for entry in self.buffer:
+                if entry.seq > last_seq:
+                    outlet.deliver(entry.frame, seq=entry.seq, replay=True)
         self.handed_upto = self.seq
         self.outlet = outlet
         self.detached_at = None

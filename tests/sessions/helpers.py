@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
 import sqlite3
 from collections import defaultdict
 from pathlib import Path
@@ -47,9 +48,14 @@ class RawSession:
     above the last one seen; deltas are assembled per turn in `texts`.
     """
 
-    def __init__(self, url: str, *, hello: dict[str, Any] | None = None):
+    def __init__(
+        self, url: str, *, hello: dict[str, Any] | None = None, rcvbuf: int | None = None
+    ):
         self.url = url
         self.hello = hello or {}
+        # A tiny TCP receive window: the server's sends block after a few KiB unread.
+        self.rcvbuf = rcvbuf
+        self.close_code: int | None = None  # the close code of the last socket, if any
         self.connection: Any = None
         self.session_id: str | None = None
         self.resume_token: str | None = None
@@ -72,9 +78,7 @@ class RawSession:
                 "last_seq": self.last_seq,
             }
         try:
-            self.connection = await asyncio.wait_for(
-                websockets.connect(self.url, subprotocols=["chinwag.v1"], open_timeout=5), 5
-            )
+            self.connection = await asyncio.wait_for(self._open(), 5)
             await self.connection.send(json.dumps(hello))
             welcome = json.loads(await asyncio.wait_for(self.connection.recv(), 5))
         except (OSError, ConnectionClosed, InvalidHandshake, InvalidMessage, TimeoutError) as exc:
@@ -89,6 +93,18 @@ class RawSession:
         self.resume_token = welcome["resume_token"]
         self.welcomes.append(welcome)
         return welcome
+
+    async def _open(self) -> Any:
+        options: dict[str, Any] = {"subprotocols": ["chinwag.v1"], "open_timeout": 5}
+        if self.rcvbuf is not None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+            sock.setblocking(False)
+            host, port = self.url.removeprefix("ws://").split("/")[0].split(":")
+            await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+            # max_queue=1: the library itself buffers no more than one unread frame.
+            options.update(sock=sock, max_queue=1)
+        return await websockets.connect(self.url, **options)
 
     async def reconnect(self, attempts: int = 50) -> dict[str, Any]:
         """Resume, retrying while cuts keep landing on the handshake (bounded)."""
@@ -125,7 +141,12 @@ class RawSession:
             raise Cut("not connected")
         try:
             raw = await asyncio.wait_for(self.connection.recv(), timeout)
-        except (ConnectionClosed, OSError) as exc:
+        except ConnectionClosed as exc:
+            self.close_code = exc.rcvd.code if exc.rcvd else None
+            raise Cut(repr(exc)) from None
+        except TimeoutError:  # an OSError too, but not a cut: the server said nothing
+            raise
+        except OSError as exc:
             raise Cut(repr(exc)) from None
         frame = json.loads(raw)
         if "seq" in frame:

@@ -29,6 +29,14 @@ class Pair:
     downstream_bytes: int = 0  # server → client bytes forwarded so far
     half_closed: int = 0  # directions that ended cleanly
     client_port: int = 0  # the client's local port, to find its pair
+    frozen: bool = False
+
+    def freeze(self) -> None:
+        """Stop forwarding both ways but keep both sockets open: a peer that vanished
+        without a FIN or a reset (a laptop lid closed, a cable pulled)."""
+        self.frozen = True
+        for task in self.tasks:
+            task.cancel()
 
     def abort(self) -> None:
         for writer in (self.client, self.upstream):
@@ -114,7 +122,8 @@ class CutProxy:
                 self.pairs.discard(pair)
             return
         except (OSError, asyncio.CancelledError):
-            pass
+            if pair.frozen:
+                return
         # A reset or a cut on one side: reset the other too.
         pair.abort()
         self.pairs.discard(pair)
