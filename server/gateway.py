@@ -60,11 +60,17 @@ class Connection:
         self.runtime = runtime
         self.websocket = websocket
         limits = runtime.config.limits
-        self.outbound = Outbound(websocket.send_text, limit=limits.outbound_queue)
+        # A peer that takes no frame for two heartbeats would also have failed the heartbeat.
+        self.outbound = Outbound(
+            websocket.send_text,
+            limit=limits.outbound_queue,
+            stall_s=2 * runtime.config.session.heartbeat_s,
+        )
         self.frames = SlidingWindow(limits.frames_per_window, limits.frame_window_s)
         self.bad_frames = SlidingWindow(limits.bad_frames_per_window, limits.bad_frame_window_s)
         self.session: Session | None = None
         self.handler: FrameHandler | None = None
+        self.outbound.on_close = self._detach
 
     async def serve(self) -> None:
         writer = asyncio.create_task(self.outbound.run(self._close_socket))
@@ -72,15 +78,39 @@ class Connection:
         try:
             # The writer ends when the outbound queue asks to close (4009, takeover, ...).
             await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if not writer.done():
+                # The reader ended: the client left, or broke a rule and its close code is
+                # queued. Let the writer put the close on the wire (bounded by its stall_s).
+                self.outbound.close(1000)
+                await asyncio.wait({writer})
         finally:
             reader.cancel()
-            if self.session is not None:
-                self.session.detach(self.outbound)
-            if not writer.done():
-                self.outbound.close(1000)
-                writer.cancel()
+            self._detach()
+            writer.cancel()
             await asyncio.gather(reader, writer, return_exceptions=True)
+            if self.outbound.stuck:
+                self._abort()
             self.runtime.sessions.expire()
+            log.info(
+                "socket_closed",
+                session_id=self.session.id if self.session else None,
+                code=self.outbound.close_code,
+                aborted=self.outbound.stuck,
+                attached_sessions=self.runtime.sessions.attached_count(),
+            )
+
+    def _detach(self) -> None:
+        """The socket is closing or gone: its session's events wait in the replay buffer."""
+        if self.session is not None:
+            self.session.detach(self.outbound)
+
+    def _abort(self) -> None:
+        """Drop a connection whose peer stopped reading: an ASGI close would wait behind
+        the unread bytes forever. The server, when it offers a way (see `serving`), resets it."""
+        abort = getattr(self.websocket.app.state, "abort_connection", None)
+        client = self.websocket.scope.get("client")
+        if abort is not None and client is not None:
+            abort(tuple(client))
 
     async def _read_loop(self) -> None:
         try:

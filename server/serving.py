@@ -55,6 +55,18 @@ class DrainingServer(uvicorn.Server):
                 # A machine-readable line, so that scripts and tests can use --port 0.
                 print(f"chinwag listening on http://{host}:{port}", file=sys.stderr, flush=True)
 
+    def abort_connection(self, client: tuple[str, int]) -> bool:
+        """Reset the connection from `client` (host, port). ASGI can only close a socket
+        politely, and a polite close waits behind unread bytes for a peer that stopped
+        reading; this frees it. False when no such connection is open."""
+        for connection in list(self.server_state.connections):
+            if getattr(connection, "client", None) == client:
+                transport = getattr(connection, "transport", None)
+                if transport is not None:
+                    transport.abort()
+                    return True
+        return False
+
     async def shutdown(self, sockets=None):  # type: ignore[no-untyped-def]
         self.on_shutdown()
         await asyncio.sleep(0.05)  # let the writers put the reconnect frames on the wire
@@ -73,4 +85,5 @@ def serve(config: Config) -> None:
         on_shutdown=lambda: begin_drain(runtime),
         on_listening=lambda port: setattr(runtime, "bound_port", port),
     )
+    app.state.abort_connection = server.abort_connection
     asyncio.run(server.serve())
