@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import structlog
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from server import http_api, protocol
+from server import http_api, metrics, observability, protocol
 from server.auth import Authenticator
 from server.config import Config
 from server.gateway import websocket_endpoint
@@ -40,6 +41,7 @@ def create_app(
     store: Store | None = None,
     providers: dict[str, Provider] | None = None,
     authenticator: Authenticator | None = None,
+    registry: CollectorRegistry | None = None,
     static_dir: Path = STATIC_DIR,
 ) -> Starlette:
     runtime = Runtime(
@@ -47,12 +49,14 @@ def create_app(
         store=store or SqliteStore(config.store.path, config.store),
         providers=providers,
         authenticator=authenticator,
+        registry=registry,
     )
     runtime.prompts.load()  # a broken template stops start-up here, naming file and line
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.store.open()
+        runtime.metrics.watch_store(runtime.store)
         recovered = await runtime.store.recover()
         if recovered:
             log.warning("recovered_interrupted_answers", count=recovered)
@@ -78,6 +82,7 @@ def create_app(
             Route("/", _index, methods=["GET"]),
             Route("/healthz", _healthz, methods=["GET"]),
             Route("/readyz", _readyz, methods=["GET"]),
+            Route("/metrics", _metrics, methods=["GET"]),
             WebSocketRoute("/ws", websocket_endpoint),
             *http_api.routes,
             Mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static"),
@@ -124,14 +129,13 @@ async def _healthz(request: Request) -> Response:
 
 
 async def _readyz(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    problems: list[str] = []
-    if runtime.draining:
-        problems.append("draining")
-    try:
-        await asyncio.wait_for(runtime.store.ping(), timeout=0.05)
-    except Exception as exc:  # noqa: BLE001 - any failure of the store means not ready
-        problems.append(f"store: {type(exc).__name__}")
+    problems = await observability.readiness_problems(request.app.state.runtime)
     if problems:
         return JSONResponse({"status": "unready", "problems": problems}, status_code=503)
     return JSONResponse({"status": "ready"})
+
+
+async def _metrics(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    runtime.metrics.ready.set(0 if await observability.readiness_problems(runtime) else 1)
+    return Response(runtime.metrics.exposition(), media_type=metrics.CONTENT_TYPE)

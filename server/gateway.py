@@ -48,7 +48,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     offered = websocket.scope.get("subprotocols") or []
     await websocket.accept(subprotocol=protocol.SUBPROTOCOL if protocol.SUBPROTOCOL in offered else None)
     connection = Connection(runtime, websocket)
-    with structlog.contextvars.bound_contextvars(connection_id=connection.id):
+    with structlog.contextvars.bound_contextvars(connection_id=connection.id), \
+            runtime.metrics.sockets_open.track_inprogress():
         await connection.serve()
 
 
@@ -84,6 +85,8 @@ class Connection:
                 self.outbound.close(1000)
                 await asyncio.wait({writer})
         finally:
+            # First, before any await: a cancelled connection still counts its close.
+            self.runtime.metrics.socket_closes.labels(str(self.outbound.close_code or "none")).inc()
             reader.cancel()
             self._detach()
             writer.cancel()
@@ -134,6 +137,7 @@ class Connection:
         if len(raw) > self.runtime.config.limits.max_frame_bytes:
             raise CloseConnection(CLOSE_TOO_BIG, "frame too big")
         if not self.frames.hit():
+            self.runtime.metrics.rate_limited.labels("frames").inc()
             raise CloseConnection(CLOSE_RATE_LIMITED, "too many frames")
         return raw
 
@@ -169,7 +173,9 @@ class Connection:
         welcome = self._welcome_frame(session, resumed, hello.ref)
         last_seq = hello.resume.last_seq if resumed and hello.resume else None
         session.attach(self.outbound, protocol.encode(welcome), last_seq=last_seq)
-        log.info("session_resumed" if resumed else "session_started", last_seq=session.seq)
+        replayed = session.seq - last_seq if last_seq is not None else 0  # all were buffered
+        self.runtime.metrics.replayed_events.inc(replayed)
+        log.info("session_resumed" if resumed else "session_started", last_seq=session.seq, replayed=replayed)
 
     def _welcome_frame(self, session: Session, resumed: bool, ref: protocol.Ref) -> protocol.Welcome:
         runtime = self.runtime
@@ -234,6 +240,10 @@ class Connection:
             ack.ref = frame.ref
             self.outbound.deliver(protocol.encode(ack))  # the ack precedes every turn event
             if isinstance(ack, protocol.Ack):
+                log.info(
+                    "message_accepted", conversation_id=ack.conversation_id,
+                    message_id=ack.message_id, turn_id=ack.turn_id, text=frame.text,
+                )  # the text shows only with `log.content = true` (see observability)
                 handler.start_turn(frame, ack)
 
         task = asyncio.create_task(accept())

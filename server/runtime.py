@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import time
 
+from prometheus_client import CollectorRegistry
+
+from server import observability
 from server.auth import Authenticator
 from server.config import Config, keep_restart_settings, prompts_dir
 from server.errors import ConfigError
 from server.fanout import Fanout
+from server.metrics import Metrics
 from server.models import build_providers
 from server.models.base import Provider
 from server.models.selector import Selector
@@ -31,15 +35,18 @@ class Runtime:
         store: Store,
         providers: dict[str, Provider] | None = None,
         authenticator: Authenticator | None = None,
+        registry: CollectorRegistry | None = None,
     ):
         self.config = config
         self.store = store
         self.started_at = time.time()
         self.draining = False
         self.bound_port: int | None = None  # set once the server listens
+        self.metrics = Metrics(registry)  # its own registry unless given one
+        observability.set_content_logging(config.log.content)
         self.authenticator = authenticator or Authenticator()
         self.prompts = PromptLibrary(prompts_dir(config.prompts))
-        self.selector = Selector(config, providers or build_providers(config))
+        self.selector = Selector(config, providers or build_providers(config), metrics=self.metrics)
         self.sessions = SessionRegistry(
             ttl_s=config.session.ttl_s, buffer_size=config.session.replay_buffer
         )
@@ -53,7 +60,9 @@ class Runtime:
             prompts=self.prompts,
             fanout=self.fanout,
             tools=self.tools,
+            metrics=self.metrics,
         )
+        self.metrics.watch(self)
 
     def allowed_origins(self) -> set[str]:
         return self.config.effective_origins(self.bound_port)
@@ -71,6 +80,7 @@ class Runtime:
         # Everything that holds the config reads it per use, so swapping the reference is
         # the whole change; each assignment is atomic for the single event loop.
         self.config = merged
+        observability.set_content_logging(merged.log.content)
         self.selector.config = merged
         self.turns.config = merged
         self.sessions.ttl_s = merged.session.ttl_s  # applies to sessions from now on

@@ -24,6 +24,7 @@ from server.config import Config
 from server.context import build_context, estimate_tokens
 from server.errors import ChinwagError, Conflict, Internal, NotFound, Timeout
 from server.fanout import Fanout
+from server.metrics import Metrics
 from server.models.base import (
     ChatMessage,
     Finish,
@@ -60,6 +61,8 @@ class RunningTurn:
         self.round_start = 0  # where the current model round's blocks begin
         # Why the task was cancelled: "cancel" (the user's stop) or "shutdown".
         self.cancel_reason: str | None = None
+        self.started_at: float | None = None  # time.monotonic(), for metrics
+        self.first_token_at: float | None = None
 
 
 class TurnOutcome(msgspec.Struct, kw_only=True):
@@ -80,6 +83,7 @@ class TurnRunner:
         prompts: PromptLibrary,
         fanout: Fanout,
         tools: ToolExecutor,
+        metrics: Metrics | None = None,
     ):
         self.config = config
         self.store = store
@@ -87,6 +91,7 @@ class TurnRunner:
         self.prompts = prompts
         self.fanout = fanout
         self.tools = tools
+        self.metrics = metrics or Metrics()
         self.running: dict[str, RunningTurn] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -163,7 +168,7 @@ class TurnRunner:
 
     async def _execute(self, turn: RunningTurn) -> None:
         request = turn.request
-        started = time.monotonic()
+        started = turn.started_at = time.monotonic()
         conversation = await self.store.get_conversation(request.user.id, request.conversation_id)
         template_name = (
             request.template or conversation.template or self.config.prompts.default_template
@@ -268,6 +273,8 @@ class TurnRunner:
         # aclosing: a cancel landing between two events still closes the upstream call.
         async with contextlib.aclosing(stream):
             async for event in stream:
+                if turn.first_token_at is None and isinstance(event, TextDelta | ToolUse):
+                    turn.first_token_at = time.monotonic()
                 match event:
                     case TextDelta(text=text) if text:
                         turn.transcript.add_text(text)
@@ -362,13 +369,18 @@ class TurnRunner:
         assert turn.message_id is not None
         content = turn.transcript.content()
         usage = {"input_tokens": outcome.usage.input_tokens, "output_tokens": outcome.usage.output_tokens}
+        cost = self.selector.cost(selection.model, outcome.usage)
+        self.metrics.turn_ended(
+            selection.model, outcome.status, outcome.usage, cost=cost,
+            started=turn.started_at, first_token=turn.first_token_at,
+        )
         await self.store.finish_message(
             turn.message_id,
             content=content,
             status=outcome.stored_status,
             model=selection.model,
             usage=usage,
-            cost=self.selector.cost(selection.model, outcome.usage),
+            cost=cost,
         )
         error = outcome.error
         self._publish(turn, protocol.TurnCompleted(

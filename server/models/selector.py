@@ -38,6 +38,7 @@ import msgspec
 from server.config import ECHO_MODEL, Config, ModelSettings
 from server.errors import BadRequest, ChinwagError, ModelUnavailable, Timeout
 from server.models.base import ModelEvent, ModelRequest, Provider, ProviderError, Usage
+from server.metrics import Metrics
 from server.models.breaker import CircuitBreaker, backoff_delay
 
 
@@ -105,12 +106,14 @@ class Selector:
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        metrics: Metrics | None = None,
     ):
         self.config = config
         self.providers = providers
         self.clock = clock
         self.rand = rand
         self.sleep = sleep
+        self.metrics = metrics or Metrics()
         self._breakers: dict[str, CircuitBreaker] = {}
 
     # -- choosing ------------------------------------------------------------------------
@@ -204,6 +207,8 @@ class Selector:
                                 started = True
                                 selection.model = name
                                 selection.fallback_from = primary if name != primary else None
+                                if name != primary:
+                                    self.metrics.fallbacks.labels(primary, name).inc()
                             yield event
                 except ProviderError as exc:
                     self._record(breaker, exc)

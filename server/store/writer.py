@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from server.metrics import Metrics
+
 T = TypeVar("T")
 
 # A write operation: a plain function run against the sqlite3 connection in its own thread.
@@ -55,7 +57,14 @@ class GroupCommitWriter:
 
     _STATS_WINDOW = 100
 
-    def __init__(self, conn: aiosqlite.Connection, *, window_ms: float, max_group: int) -> None:
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        *,
+        window_ms: float,
+        max_group: int,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._conn = conn
         self._window_s = max(window_ms, 0.0) / 1000
         self._max_group = max(max_group, 1)
@@ -63,6 +72,8 @@ class GroupCommitWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.stats = WriterStats()
+        # Set by the runtime once the store is open (`Metrics.watch_store`).
+        self.metrics = metrics or Metrics()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="store-writer")
@@ -78,7 +89,8 @@ class GroupCommitWriter:
             raise RuntimeError("store writer is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(op, future))
-        return await future
+        with self.metrics.store_write():
+            return await future
 
     async def close(self) -> None:
         """Commit everything already submitted, then stop. Refuses new submissions."""
