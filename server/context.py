@@ -17,6 +17,7 @@ import msgspec
 from server.errors import TooLarge
 from server.models.base import ChatMessage
 from server.protocol import Message
+from server.transcript import expand
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -81,7 +82,9 @@ def _to_chat(history: list[Message]) -> list[ChatMessage]:
         if message.status not in USABLE or not message.content:
             continue
         role = "user" if message.role in ("user", "tool") else "assistant"
-        chat.append(ChatMessage(role=role, content=list(message.content)))
+        # An answer stores its whole turn, tool rounds included: split it back into the
+        # alternating assistant / user messages the model APIs expect.
+        chat += expand(role, list(message.content))
     return chat
 
 

@@ -129,6 +129,9 @@ def test_config_set_schema() -> None:
 def test_builtins_that_read_do_not_ask_and_the_one_that_changes_does() -> None:
     for handler in (search, export, health, config):
         assert handler.policy == "allow", handler
-        assert handler.roles == ("admin", "user", "bot")
         assert handler.timeout_s is None
+    for handler in (search, export, health):
+        assert handler.roles == ("admin", "user", "bot")
+    # The server's settings are the operator's business, read or written.
+    assert config.roles == ("admin",)
     assert (config_set.policy, config_set.roles) == ("ask", ("admin",))

@@ -20,7 +20,7 @@ class ConfigChange(msgspec.Struct):
     settings: dict[str, object]
 
 
-@tool
+@tool(roles=("admin",))
 async def config(ctx: ToolContext, prefix: str = "") -> dict[str, object]:
     """Show the server's effective settings, secrets masked.
 
