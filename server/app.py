@@ -19,7 +19,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from server import http_api, metrics, observability, protocol
+from server import http_api, metrics, observability, protocol, revocation, security
 from server.auth import Authenticator
 from server.config import Config
 from server.gateway import websocket_endpoint
@@ -61,6 +61,7 @@ def create_app(
         if recovered:
             log.warning("recovered_interrupted_answers", count=recovered)
         sweeper = asyncio.create_task(_sweep_sessions(runtime))
+        revocations = asyncio.create_task(revocation.watch(runtime))  # keys revoked, logins ended
         from server.reload import Reloader
 
         reloader = Reloader.for_runtime(runtime) if runtime.config.reload.enabled else None
@@ -71,6 +72,7 @@ def create_app(
             yield
         finally:
             sweeper.cancel()
+            revocations.cancel()
             if reloader is not None:
                 await reloader.stop()
             await drain(runtime)
@@ -91,6 +93,7 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.static_dir = static_dir
+    security.install(app, runtime)  # login routes, origin checks, headers, HTTP rate limits
     return app
 
 

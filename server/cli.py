@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 
-from server import __version__, cli_data, protocol
+from server import __version__, admin_cli, cli_data, protocol
 from server.config import Config, Resolved, resolve_config
 from server.errors import ConfigError
 
@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_config_commands(commands)
     cli_data.add_commands(commands, _add_config_options)
+    admin_cli.add_account_commands(commands, _add_config_options)
     return parser
 
 

@@ -54,6 +54,14 @@ class LimitsSettings(Section):
     max_text_chars: int = 32000
     # Outbound frames queued per socket before deltas are coalesced / the socket is closed.
     outbound_queue: int = 256
+    # Shared across a user's connections (the `limits` library; 0 turns the limit off).
+    # The built-in `local` user of the embedded default is not limited.
+    turns_per_minute: int = 60
+    # HTTP routes (slowapi), per API key, login or address; login attempts per address.
+    http_per_minute: int = 300
+    logins_per_minute: int = 10
+    # Where those counters live: "memory://", or e.g. "redis://host:6379" for several processes.
+    storage_uri: str = "memory://"
 
 
 class SessionSettings(Section):
@@ -135,6 +143,29 @@ class ReloadSettings(Section):
     debounce_ms: int = 300
 
 
+class AuthSettings(Section):
+    # False: credentials are required as soon as any user or API key exists (or the server
+    # is bound to a non-loopback address); with none, everyone is the built-in `local` admin.
+    required: bool = False
+    # Name of the environment variable holding the cookie-signing secret; unset: a random
+    # secret generated once and kept in the data folder (`secret.key`, mode 0600).
+    secret_env: str | None = None
+    cookie_name: str = "chinwag_session"
+    # How long a browser login lasts (server-side; logout ends it sooner).
+    login_ttl_s: float = 7 * 24 * 3600.0
+    # How often the server looks for revoked keys and ended logins (also ones ended by
+    # `chinwag keys revoke` in another process) to close their sockets.
+    revocation_poll_s: float = 0.25
+
+
+class QuotaSettings(Section):
+    # Model tokens (input + output) per user per UTC day; 0 means no quota. The most
+    # specific entry wins: `per_user` (by user name), then `per_role`, then `tokens_per_day`.
+    tokens_per_day: int = 0
+    per_role: dict[str, int] = {}
+    per_user: dict[str, int] = {}
+
+
 # weakref: so that `config_origin` can remember which file and `--set`s made a config.
 class Config(Section, weakref=True):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
@@ -149,6 +180,8 @@ class Config(Section, weakref=True):
     tools: ToolsSettings = msgspec.field(default_factory=ToolsSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     reload: ReloadSettings = msgspec.field(default_factory=ReloadSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    quotas: QuotaSettings = msgspec.field(default_factory=QuotaSettings)
 
     def model_names(self) -> list[str]:
         return list(self.models)
@@ -179,6 +212,8 @@ RESTART_REQUIRED = (
     "server.shutdown_grace_s",
     "store",
     "limits.max_frame_bytes",
+    "limits.storage_uri",
+    "auth.secret_env",
     "session.heartbeat_s",
     "prompts.dir",
     "tools.folders",

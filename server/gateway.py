@@ -159,14 +159,17 @@ class Connection:
     async def _welcome(self, hello: protocol.Hello) -> None:
         runtime = self.runtime
         try:
-            user = await runtime.authenticator.authenticate(self.websocket.headers, hello.token)
+            identity = await runtime.authenticator.identify(self.websocket.headers, hello.token)
         except Unauthorized as exc:
+            log.info("auth_failed", reason=exc.message)
             raise CloseConnection(CLOSE_AUTH_FAILED, exc.message) from None
+        user = identity.user
         await runtime.store.ensure_user(user)
         session = runtime.sessions.find_resumable(user, hello.resume) if hello.resume else None
         resumed = session is not None
         if session is None:
             session = runtime.sessions.create(user)
+        session.key_id, session.login_id = identity.key_id, identity.login_id
         self.session = session
         self.handler = FrameHandler(runtime, session)
         structlog.contextvars.bind_contextvars(session_id=session.id, user_id=user.id)

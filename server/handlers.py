@@ -73,6 +73,8 @@ class FrameHandler:
             raise BadRequest("text is empty", details={"path": "$.text"})
         self._check_choices(frame.model, frame.template)
         runtime.turns.check_accepts(frame.conversation_id)
+        # Turns per minute and the day's token quota, before anything is stored.
+        await runtime.guard.check(self.user, frame.client_msg_id)
         accepted = await runtime.store.accept_user_message(NewUserMessage(
             user_id=self.user.id,
             client_msg_id=frame.client_msg_id,
@@ -91,6 +93,7 @@ class FrameHandler:
             duplicate=not accepted.created,
         )
         if accepted.created:
+            await runtime.guard.counted(self.user)
             self._announce(frame, accepted.conversation_id, accepted.message_id, accepted.turn_id)
         return ack
 

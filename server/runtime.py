@@ -10,11 +10,12 @@ import time
 
 from prometheus_client import CollectorRegistry
 
-from server import observability
-from server.auth import Authenticator
+from server import audit, observability
+from server.auth import Authenticator, CookieSigner, StoreAuthenticator, load_secret
 from server.config import Config, keep_restart_settings, prompts_dir
 from server.errors import ConfigError
 from server.fanout import Fanout
+from server.limits import TurnGuard
 from server.metrics import Metrics
 from server.models import build_providers
 from server.models.base import Provider
@@ -22,7 +23,6 @@ from server.models.selector import Selector
 from server.prompts import PromptLibrary
 from server.sessions import SessionRegistry
 from server.store.base import Store
-from server.tools.executor import ToolExecutor
 from server.tools.registry import ToolRegistry
 from server.turns import TurnRunner
 
@@ -44,7 +44,9 @@ class Runtime:
         self.bound_port: int | None = None  # set once the server listens
         self.metrics = Metrics(registry)  # its own registry unless given one
         observability.set_content_logging(config.log.content)
-        self.authenticator = authenticator or Authenticator()
+        # The cookie-signing secret is loaded when first needed (see `auth.load_secret`).
+        self.signer = CookieSigner(lambda: load_secret(self.config))
+        self.authenticator = authenticator or StoreAuthenticator(store, lambda: self.config, self.signer)
         self.prompts = PromptLibrary(prompts_dir(config.prompts))
         self.selector = Selector(config, providers or build_providers(config), metrics=self.metrics)
         self.sessions = SessionRegistry(
@@ -52,7 +54,7 @@ class Runtime:
         )
         self.fanout = Fanout(self.sessions)
         self.tool_registry = load_tools(config)
-        self.tools = ToolExecutor(self.tool_registry, self)
+        self.tools = audit.AuditedToolExecutor(self.tool_registry, self)
         self.turns = TurnRunner(
             config=config,
             store=store,
@@ -63,6 +65,7 @@ class Runtime:
             metrics=self.metrics,
         )
         self.metrics.watch(self)
+        self.guard = TurnGuard(self)  # turns per minute, daily token quotas
 
     def allowed_origins(self) -> set[str]:
         return self.config.effective_origins(self.bound_port)
@@ -79,6 +82,7 @@ class Runtime:
         echo_changed = merged.echo != self.config.echo
         # Everything that holds the config reads it per use, so swapping the reference is
         # the whole change; each assignment is atomic for the single event loop.
+        audit.config_changed(self, self.config, merged)
         self.config = merged
         observability.set_content_logging(merged.log.content)
         self.selector.config = merged

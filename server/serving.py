@@ -75,8 +75,10 @@ class DrainingServer(uvicorn.Server):
 
 def serve(config: Config) -> None:
     from server.app import begin_drain, create_app
+    from server.auth import check_binding
     from server.observability import configure_logging
 
+    check_binding(config)  # ConfigError (exit code 2) beyond loopback without authentication
     configure_logging(config.log)
     app = create_app(config)
     runtime = app.state.runtime

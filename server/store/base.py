@@ -58,6 +58,46 @@ class SearchHit(msgspec.Struct, kw_only=True):
     score: float
 
 
+class AccountRecord(msgspec.Struct, kw_only=True):
+    """A user as `chinwag users list` shows it (never the password hash)."""
+
+    id: str
+    name: str
+    role: str
+    created_at: str
+    has_password: bool
+
+
+class ApiKeyRecord(msgspec.Struct, kw_only=True):
+    """An API key as listings show it: never the key, never its hash."""
+
+    id: str
+    user_id: str
+    user_name: str
+    name: str
+    prefix: str
+    created_at: str
+    last_used_at: str | None = None
+    revoked_at: str | None = None
+
+
+class KeyCandidate(msgspec.Struct, kw_only=True):
+    """An unrevoked key with a given prefix: the caller compares `key_hash` in fixed time."""
+
+    id: str
+    key_hash: str
+    user: UserRecord
+
+
+class AuditEntry(msgspec.Struct, kw_only=True):
+    action: str  # "login", "login_failed", "logout", "key_created", "key_revoked", ...
+    actor_id: str | None = None  # None: the operator's command line
+    target: str | None = None
+    details: dict[str, Any] = {}
+    address: str | None = None
+    at: str = ""  # filled in by the store when empty
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Create or migrate the schema and start the writer."""
@@ -162,3 +202,57 @@ class Store(Protocol):
         self, user_id: str, conversation: dict[str, Any], messages: list[dict[str, Any]]
     ) -> str:
         """Store a copy of an exported conversation for `user_id`; returns its new id."""
+
+    # -- accounts: users, API keys, browser logins, audit log, usage (see store/accounts.py)
+
+    async def auth_configured(self) -> bool:
+        """Whether any user other than the built-in `local` one, or any API key, exists."""
+
+    async def create_user(self, name: str, role: str, password_hash: str | None) -> UserRecord:
+        """A new user; Conflict if the name is taken (or is `local`)."""
+
+    async def list_users(self) -> list[AccountRecord]: ...
+
+    async def user_credentials(self, name: str) -> tuple[UserRecord, str | None] | None:
+        """The user with that name and their password hash; None if there is none."""
+
+    async def create_api_key(self, user_name: str, label: str, key_hash: str, prefix: str) -> ApiKeyRecord:
+        """Store a key's hash for the named user (NotFound if there is no such user)."""
+
+    async def list_api_keys(self, user_name: str | None = None) -> list[ApiKeyRecord]: ...
+
+    async def revoke_api_key(self, id_or_prefix: str) -> ApiKeyRecord:
+        """Revoke by id or prefix: NotFound if none, Conflict if a prefix names several."""
+
+    async def api_key_candidates(self, prefix: str) -> list[KeyCandidate]: ...
+
+    async def touch_api_key(self, key_id: str) -> None:
+        """Record that the key was just used."""
+
+    async def live_api_keys(self, key_ids: list[str]) -> set[str]:
+        """Which of `key_ids` still exist unrevoked."""
+
+    async def create_login(
+        self, user_id: str, *, ttl_s: float, address: str | None, user_agent: str | None
+    ) -> str:
+        """A new browser login session; returns its id (what the signed cookie names)."""
+
+    async def login_user(self, login_id: str) -> UserRecord | None:
+        """The user of a login that has neither ended nor expired; else None."""
+
+    async def end_login(self, login_id: str) -> bool:
+        """End a login (logout); False if it had already ended or does not exist."""
+
+    async def live_logins(self, login_ids: list[str]) -> set[str]:
+        """Which of `login_ids` have neither ended nor expired."""
+
+    async def write_audit(self, entry: AuditEntry) -> None: ...
+
+    async def audit_entries(self, *, action: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """The newest entries first."""
+
+    async def tokens_used(self, user_id: str, since: str, until: str) -> int:
+        """Model tokens (input + output) of the user's messages created in [since, until)."""
+
+    async def message_accepted(self, user_id: str, client_msg_id: str) -> bool:
+        """Whether a user message with that client_msg_id is already stored (a resend)."""

@@ -108,10 +108,38 @@ _TURNS = """
 CREATE INDEX messages_by_turn ON messages (turn_id) WHERE turn_id IS NOT NULL;
 """
 
+# Browser logins (the cookie names one row, so logout and expiry really end it), the audit
+# log, key lookup by prefix, and each user's token usage per day (quotas).
+_ACCOUNTS = """
+CREATE TABLE logins (
+    id           TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at   TEXT NOT NULL,
+    expires_at   TEXT NOT NULL,
+    ended_at     TEXT,
+    address      TEXT,
+    user_agent   TEXT
+);
+CREATE INDEX logins_by_user ON logins (user_id);
+CREATE TABLE audit_log (
+    seq      INTEGER PRIMARY KEY,
+    at       TEXT NOT NULL,
+    actor_id TEXT,
+    action   TEXT NOT NULL,
+    target   TEXT,
+    details  TEXT NOT NULL DEFAULT '{}',  -- JSON object
+    address  TEXT
+);
+CREATE INDEX audit_log_by_action ON audit_log (action, at);
+CREATE INDEX api_keys_by_prefix ON api_keys (prefix);
+CREATE INDEX messages_usage_by_user ON messages (user_id, created_at) WHERE usage IS NOT NULL;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "message full-text search", _SEARCH),
     Migration(3, "messages by turn", _TURNS),
+    Migration(4, "logins, audit log, key prefixes, usage by user", _ACCOUNTS),
 )
 
 _LEDGER = """

@@ -18,6 +18,7 @@ import aiosqlite
 from server.config import StoreSettings
 from server.protocol import Conversation, Message
 from server.store import imports, reads, writes
+from server.store.accounts import AccountsMixin
 from server.store.base import Accepted, NewUserMessage, SearchHit, UserRecord
 from server.store.connections import ReaderPool, connect, read_pragmas
 from server.store.migrations import migrate
@@ -30,7 +31,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class SqliteStore:
+class SqliteStore(AccountsMixin):
     """The `Store` protocol on SQLite (see `server.store.base` for what each method promises)."""
 
     def __init__(

@@ -1,0 +1,172 @@
+"""Limits shared across connections: turns per user per minute, daily token quotas, and
+HTTP request rates.
+
+Frames per connection live and die with one socket (`server.windows`). What is shared
+across a user's sockets uses the `limits` library (turns) and slowapi (HTTP), both on
+`limits.storage_uri` (memory by default; Redis when several processes share the load).
+Quotas count the tokens in the user's stored messages of the current UTC day, so they
+hold across restarts and processes; the clock is injectable to test midnight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import limits
+import limits.aio.strategies
+import limits.storage
+from slowapi import Limiter
+from slowapi.errors import RateLimitExceeded
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from server.auth import LOCAL_USER, bearer_token
+from server.errors import QuotaExceeded, RateLimited
+from server.store.base import UserRecord
+from server.store.ids import format_time
+
+if TYPE_CHECKING:
+    from server.runtime import Runtime
+
+
+def utc_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class TurnGuard:
+    """Checks a `send` before its message is stored: turn rate, then the day's quota.
+
+    A resend of a message already stored is never refused (it starts no new turn and
+    must get its `ack` again: Guarantee 1)."""
+
+    def __init__(self, runtime: Runtime, *, clock: Callable[[], datetime] = utc_clock):
+        self.runtime = runtime
+        self.clock = clock
+        async_uri = _async_uri(runtime.config.limits.storage_uri)
+        self.limiter = limits.aio.strategies.MovingWindowRateLimiter(
+            limits.storage.storage_from_string(async_uri)  # type: ignore[arg-type]
+        )
+
+    def _turn_item(self) -> limits.RateLimitItem | None:
+        per_minute = self.runtime.config.limits.turns_per_minute
+        return limits.RateLimitItemPerMinute(per_minute) if per_minute > 0 else None
+
+    async def check(self, user: UserRecord, client_msg_id: str) -> None:
+        """Raise RateLimited or QuotaExceeded when this send may not start a turn."""
+        try:
+            await self._check_rate(user)
+            await self._check_quota(user)
+        except (RateLimited, QuotaExceeded):
+            if await self.runtime.store.message_accepted(user.id, client_msg_id):
+                return
+            raise
+
+    async def counted(self, user: UserRecord) -> None:
+        """A new turn was accepted: count it against the user's turns per minute."""
+        item = self._turn_item()
+        if item is not None and user.id != LOCAL_USER.id:
+            await self.limiter.hit(item, "turns", user.id)
+
+    async def _check_rate(self, user: UserRecord) -> None:
+        item = self._turn_item()
+        if item is None or user.id == LOCAL_USER.id:
+            return
+        if not await self.limiter.test(item, "turns", user.id):
+            stats = await self.limiter.get_window_stats(item, "turns", user.id)
+            retry_after = max(0.1, round(stats.reset_time - time.time(), 1))
+            raise RateLimited(
+                f"more than {item.amount} turns a minute; try again in {retry_after:g} s",
+                retry_after=retry_after,
+            )
+
+    def quota_for(self, user: UserRecord) -> int:
+        quotas = self.runtime.config.quotas
+        if user.name in quotas.per_user:
+            return quotas.per_user[user.name]
+        return quotas.per_role.get(user.role, quotas.tokens_per_day)
+
+    async def _check_quota(self, user: UserRecord) -> None:
+        quota = self.quota_for(user)
+        if quota <= 0:
+            return
+        now = self.clock()
+        day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        midnight = day + timedelta(days=1)
+        used = await self.runtime.store.tokens_used(user.id, format_time(day), format_time(midnight))
+        if used >= quota:
+            retry_after = math.ceil((midnight - now).total_seconds())
+            raise QuotaExceeded(
+                f"today's quota of {quota} tokens is used up ({used}); it resets at 00:00 UTC",
+                details={"quota": quota, "used": used, "resets_at": format_time(midnight)},
+                retry_after=retry_after,
+            )
+
+
+def _async_uri(uri: str) -> str:
+    return uri if uri.startswith("async+") else f"async+{uri}"
+
+
+# -- HTTP (slowapi) ------------------------------------------------------------------------
+
+
+def request_key(request: Request) -> str:
+    """Per API key or login when the request carries one, else per client address.
+
+    The key is hashed: rate-limit storage (say, Redis) never holds a credential."""
+    runtime: Runtime = request.app.state.runtime
+    credential = bearer_token(request.headers) or request.cookies.get(runtime.config.auth.cookie_name)
+    if credential:
+        return "cred:" + hashlib.sha256(credential.encode()).hexdigest()[:24]
+    return "addr:" + client_address(request)
+
+
+def address_key(request: Request) -> str:
+    return "addr:" + client_address(request)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def build_http_limiter(runtime: Runtime) -> Limiter:
+    """One limiter per app: `limits.http_per_minute` on every route (static files and the
+    health probes exempt), and `limits.logins_per_minute` per address on `POST /auth/login`."""
+    settings = runtime.config.limits
+    with warnings.catch_warnings():  # slowapi would otherwise read ./.env: give it nothing
+        warnings.simplefilter("ignore", UserWarning)
+        return Limiter(
+            key_func=request_key,
+            default_limits=[lambda: f"{max(runtime.config.limits.http_per_minute, 1)}/minute"],
+            storage_uri=settings.storage_uri,
+            strategy="moving-window",
+            key_style="endpoint",  # a Mount (static files) has no endpoint: not limited
+            enabled=settings.http_per_minute > 0,
+            config_filename=os.devnull,
+        )
+
+
+def login_limit(runtime: Runtime) -> Callable[[], str]:
+    return lambda: f"{max(runtime.config.limits.logins_per_minute, 1)}/minute"
+
+
+async def rate_limited_response(request: Request, exc: Exception) -> Response:
+    """slowapi's RateLimitExceeded as chinwag's error shape, with `retry_after`."""
+    retry_after = 60.0
+    limiter: Limiter | None = getattr(request.app.state, "limiter", None)
+    current = getattr(request.state, "view_rate_limit", None)
+    if limiter is not None and current is not None:
+        stats = limiter.limiter.get_window_stats(current[0], *current[1])
+        retry_after = max(1.0, math.ceil(stats.reset_time - time.time()))
+    detail = exc.detail if isinstance(exc, RateLimitExceeded) else "rate limited"
+    return JSONResponse(
+        {"error": {"code": "rate_limited", "message": f"too many requests ({detail})", "retry_after": retry_after}},
+        status_code=429,
+        headers={"Retry-After": str(int(retry_after))},
+    )
