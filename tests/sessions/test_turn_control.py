@@ -90,10 +90,14 @@ def _answers(db: Path) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("policy", ["queue", "reject"])
 async def test_one_turn_at_a_time_per_conversation(tmp_path: Path, policy: str) -> None:
-    with LiveServer(tmp_path, "echo.delay_ms=20", f'turns.concurrent="{policy}"') as server:
+    with LiveServer(tmp_path, "echo.delay_ms=50", f'turns.concurrent="{policy}"') as server:
         client = RawSession(server.ws_url)
         await client.connect()
         first = await client.request({"type": "send", "client_msg_id": "a", "text": "one two three four five"})
+        # Once the first answer has begun (see the report: a send that lands before the
+        # first turn stores its assistant message is ordered before that answer).
+        while first["turn_id"] not in client.started:
+            await client.pump()
         second = await client.request({
             "type": "send", "client_msg_id": "b", "text": "six seven",
             "conversation_id": first["conversation_id"],
