@@ -7,7 +7,8 @@ import json
 import msgspec
 import pytest
 
-from server.cli import MASK, main, masked
+from server.cli import main
+from server.config_view import MASK, masked
 from server.config import Config
 
 
