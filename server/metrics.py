@@ -18,14 +18,14 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
 if TYPE_CHECKING:
     from server.models.base import Usage
 
-__all__ = ["CONTENT_TYPE", "CIRCUIT_STATES", "Metrics"]
+__all__ = ["CIRCUIT_STATES", "CONTENT_TYPE", "Metrics"]
 
 # The value of `chinwag_circuit_state`: higher is worse, so `max()` over models means something.
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
@@ -173,10 +173,10 @@ class _RuntimeCollector:
     def __init__(self, runtime: Any):
         self.runtime = runtime
 
-    def describe(self) -> list[Metric]:
+    def describe(self) -> list[GaugeMetricFamily]:
         return self._families()
 
-    def collect(self) -> list[Metric]:
+    def collect(self) -> list[GaugeMetricFamily]:
         sessions, running, circuits = self._families()
         attached = self.runtime.sessions.attached_count()
         sessions.add_metric(["attached"], attached)

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Mapping
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor
@@ -109,7 +109,7 @@ def context_processors() -> list[Processor]:
     return [structlog.contextvars.merge_contextvars, content_filter]
 
 
-def configure_logging(settings: LogSettings, *, stream: IO[str] | None = None) -> None:
+def configure_logging(settings: LogSettings, *, stream: TextIO | None = None) -> None:
     """Configure structlog and the standard `logging` module, once, at start-up."""
     out = stream if stream is not None else sys.stderr
     level = logging.getLevelNamesMapping().get(settings.level.upper(), logging.INFO)
@@ -136,7 +136,7 @@ def configure_logging(settings: LogSettings, *, stream: IO[str] | None = None) -
 
 
 def _route_stdlib_logging(
-    level: int, out: IO[str], shared: list[Processor], final: list[Processor]
+    level: int, out: TextIO, shared: list[Processor], final: list[Processor]
 ) -> None:
     """Send records of `logging` (uvicorn's, asyncio's) through the same processors, so
     that production output stays one JSON object per line."""

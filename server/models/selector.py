@@ -37,8 +37,8 @@ import msgspec
 
 from server.config import ECHO_MODEL, Config, ModelSettings
 from server.errors import BadRequest, ChinwagError, ModelUnavailable, Timeout
-from server.models.base import ModelEvent, ModelRequest, Provider, ProviderError, Usage
 from server.metrics import Metrics
+from server.models.base import ModelEvent, ModelRequest, Provider, ProviderError, Usage
 from server.models.breaker import CircuitBreaker, backoff_delay
 
 

@@ -11,7 +11,15 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from server.models.base import Finish, ModelEvent, ModelRequest, ProviderError, TextDelta, ToolUse, Usage
+from server.models.base import (
+    Finish,
+    ModelEvent,
+    ModelRequest,
+    ProviderError,
+    TextDelta,
+    ToolUse,
+    Usage,
+)
 from tests.support.inproc import Socket
 
 # A round is what one model call does: events to stream, an error to raise before any

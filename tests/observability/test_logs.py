@@ -24,11 +24,13 @@ SECRET_TEXT = "zebra crossing 7731 quokka"
 
 def _chat(config: Any, provider: ScriptProvider, text: str) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     """Run one turn with logs captured as they would ship (context merged, filter applied)."""
-    with capture_logs(processors=observability.context_processors()) as logs:
-        with running_app(config, providers={"echo": provider}) as client:
-            with connected(client, hello={}) as socket:
-                ack, _ = socket.chat(text)
-                welcome = socket.welcome  # type: ignore[attr-defined]
+    with (
+        capture_logs(processors=observability.context_processors()) as logs,
+        running_app(config, providers={"echo": provider}) as client,
+        connected(client, hello={}) as socket,
+    ):
+        ack, _ = socket.chat(text)
+        welcome = socket.welcome  # type: ignore[attr-defined]
     return logs, ack, welcome
 
 

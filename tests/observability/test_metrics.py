@@ -6,6 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from prometheus_client import REGISTRY, CollectorRegistry
+from starlette.websockets import WebSocketDisconnect
 
 from server.config import load_config
 from server.metrics import Metrics
@@ -134,7 +135,7 @@ def test_frame_rate_limit_refusals_and_close_codes_are_counted(tmp_path: Path) -
             try:
                 while True:
                     socket.recv()
-            except Exception as exc:  # the server closed the socket
+            except WebSocketDisconnect as exc:  # the server closed the socket
                 assert getattr(exc, "code", None) == 4008, exc
         samples = scrape(client)
     assert family(samples, "chinwag_rate_limited_total") == {labels(kind="frames"): 1}
