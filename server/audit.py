@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
-from server.config import Config, changed_keys
+from server.config import Config
+from server.config_changes import changed_keys
 from server.store.base import AuditEntry, Store, UserRecord
 from server.tools.executor import ToolExecutor, ToolOutcome
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from server.config_errors import line_of, split_validation_error, toml_key_lines
 from server.errors import ConfigError
 
 
@@ -204,24 +205,6 @@ ENV_PREFIX = "CHINWAG_"
 ECHO_MODEL = ModelSettings(provider="echo", model_id="echo", context_window=32_000)
 
 
-# Settings read once at start-up. A reload that changes one of them keeps the old value and
-# logs `config_restart_required`; a whole section listed here means every key in it.
-RESTART_REQUIRED = (
-    "server.host",
-    "server.port",
-    "server.shutdown_grace_s",
-    "store",
-    "limits.max_frame_bytes",
-    "limits.storage_uri",
-    "auth.secret_env",
-    "session.heartbeat_s",
-    "prompts.dir",
-    "tools.folders",
-    "log.level",
-    "log.format",
-    "reload",
-)
-
 DEFAULT_SOURCE = "default"
 
 
@@ -277,7 +260,7 @@ def resolve_config(
         raw = _parse_toml(text, str(path))
         lines = toml_key_lines(text)
         for key in _leaf_keys(raw):
-            sources[key] = f"{path}:{_line_of(lines, key)}"
+            sources[key] = f"{path}:{line_of(lines, key)}"
     env = os.environ if environ is None else environ
     for name, value in sorted(env.items()):
         if name.startswith(ENV_PREFIX) and "__" in name:
@@ -399,111 +382,8 @@ def _locate(sources: dict[str, str], key: str, path: Any, lines: dict[str, int])
         for name, source in sources.items():
             if name == prefix or name.startswith(prefix + "."):
                 from_file = path is not None and source.startswith(f"{path}:")
-                return f"{path}:{_line_of(lines, key)}" if from_file else source
+                return f"{path}:{line_of(lines, key)}" if from_file else source
     return DEFAULT_SOURCE
-
-
-# -- finding lines: tomllib reports no positions, so scan the source for headers and keys --
-
-_BARE_OR_QUOTED = r'(?:[A-Za-z0-9_-]+|"[^"\n]*"|\'[^\'\n]*\')'
-_DOTTED = rf"{_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*"
-_HEADER = re.compile(rf"^\s*\[\[?\s*({_DOTTED})\s*\]\]?")
-_KEY = re.compile(rf"^\s*({_DOTTED})\s*=")
-_PART = re.compile(_BARE_OR_QUOTED)
-
-
-def toml_key_lines(text: str) -> dict[str, int]:
-    """Map each table header and key of a TOML document to its first line (1-based).
-
-    A best-effort scan, good for error messages: inline-table members are not listed (their
-    table's line stands for them, see `_line_of`)."""
-    lines: dict[str, int] = {}
-    table: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if header := _HEADER.match(line):
-            table = _key_parts(header[1])
-            lines.setdefault(".".join(table), number)
-        elif key := _KEY.match(line):
-            lines.setdefault(".".join([*table, *_key_parts(key[1])]), number)
-    return lines
-
-
-def _key_parts(dotted: str) -> list[str]:
-    return [part.strip("\"'") for part in _PART.findall(dotted)]
-
-
-def _line_of(lines: dict[str, int], key: str) -> int:
-    parts = key.split(".")
-    for end in range(len(parts), 0, -1):
-        if (prefix := ".".join(parts[:end])) in lines:
-            return lines[prefix]
-    return 1
-
-
-def split_validation_error(text: str) -> tuple[str, str]:
-    """msgspec says "Expected `int`, got `str` - at `$.server.port`"; name the key first."""
-    message, sep, where = text.rpartition(" - at ")
-    if not sep:
-        message, where = text, "`$`"
-    key = where.strip("`").removeprefix("$").lstrip(".").replace("[...]", ".*")
-    key = key.replace("[", ".").replace("]", "").replace("'", "").replace('"', "")
-    for pattern, meaning in (
-        (r"Object contains unknown field `([^`]+)`", "unknown setting"),
-        (r"Object missing required field `([^`]+)`", "required setting is missing"),
-    ):
-        if found := re.match(pattern, message):
-            return ".".join(filter(None, [key, found[1]])), meaning
-    return key or "config", message
-
-
-# -- comparing and reloading --------------------------------------------------------------
-
-
-def flatten(config: Config) -> dict[str, Any]:
-    """Every setting as `{"server.port": 8000, "models.claude.provider": "anthropic", ...}`."""
-    return _flatten(msgspec.to_builtins(config), "")
-
-
-def _flatten(value: Any, prefix: str) -> dict[str, Any]:
-    if isinstance(value, dict) and (value or not prefix):
-        items: dict[str, Any] = {}
-        for name, child in value.items():
-            items.update(_flatten(child, f"{prefix}{name}."))
-        return items
-    return {prefix.rstrip("."): value}
-
-
-def changed_keys(old: Config, new: Config) -> list[str]:
-    before, after = flatten(old), flatten(new)
-    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-
-
-def needs_restart(key: str) -> bool:
-    return any(key == name or key.startswith(name + ".") for name in RESTART_REQUIRED)
-
-
-def keep_restart_settings(old: Config, new: Config) -> tuple[Config, list[str]]:
-    """`new`, with every restart-only setting put back to its `old` value; also the keys
-    whose change was held back (to be logged: they take effect at the next start)."""
-    held = [key for key in changed_keys(old, new) if needs_restart(key)]
-    merged = new
-    for name in RESTART_REQUIRED:
-        if any(key == name or key.startswith(name + ".") for key in held):
-            merged = _replace_path(merged, name.split("."), _get_path(old, name.split(".")))
-    return merged, held
-
-
-def _get_path(node: Any, parts: list[str]) -> Any:
-    for part in parts:
-        node = getattr(node, part)
-    return node
-
-
-def _replace_path(node: Any, parts: list[str], value: Any) -> Any:
-    if not parts:
-        return value
-    child = _replace_path(getattr(node, parts[0]), parts[1:], value)
-    return msgspec.structs.replace(node, **{parts[0]: child})
 
 
 def _check_references(config: Config, where: Callable[[str], str]) -> None:

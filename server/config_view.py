@@ -9,7 +9,8 @@ import json
 import os
 import re
 
-from server.config import Config, Resolved, flatten
+from server.config import Config, Resolved
+from server.config_changes import flatten
 
 # A setting whose name says it may hold a secret is never printed. `api_key_env` names an
 # environment variable (not a secret): it is shown, with whether that variable is set, and

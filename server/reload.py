@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 import structlog
 import watchfiles
 
-from server.config import changed_keys, config_origin, resolve_config
+from server.config import config_origin, resolve_config
+from server.config_changes import changed_keys
 from server.errors import ConfigError
 from server.prompts import SUFFIX, PromptError
 

@@ -12,7 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from server import audit, observability
 from server.auth import Authenticator, CookieSigner, StoreAuthenticator, load_secret
-from server.config import Config, keep_restart_settings, prompts_dir
+from server.config import Config, prompts_dir
+from server.config_changes import keep_restart_settings
 from server.errors import ConfigError
 from server.fanout import Fanout
 from server.limits import TurnGuard

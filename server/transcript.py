@@ -3,8 +3,8 @@
 An assistant message stores its whole turn: text, the tool calls it made and their results,
 in the order they happened — `[text, tool_use, tool_result, text, ...]`. Clients render it
 as written. For the model it is split back into the alternating assistant / user messages
-the APIs expect (`expand`), and a tool call left without a result (a turn cancelled while
-its tool ran) gets a result saying so, because the APIs reject an unanswered call.
+the APIs expect (`expand`); the context builder then drops any call left without a result
+(a turn cancelled while its tool ran), because the APIs reject an unanswered call.
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from server.models.base import ChatMessage
-
-NOT_RUN = "error: this tool call did not run (the turn was stopped first)"
-
 
 class Transcript:
     """The blocks of an answer being written. Text from consecutive deltas joins one block."""
@@ -68,26 +65,4 @@ def expand(role: str, content: list[dict[str, Any]]) -> list[ChatMessage]:
         current.append(block)
     if current:
         messages.append(ChatMessage(role=current_role, content=current))
-    return _answer_orphans(messages)
-
-
-def _answer_orphans(messages: list[ChatMessage]) -> list[ChatMessage]:
-    """Give every tool_use a tool_result in the message that follows it."""
-    fixed: list[ChatMessage] = []
-    for index, message in enumerate(messages):
-        fixed.append(message)
-        if message.role != "assistant":
-            continue
-        calls = [b["id"] for b in message.content if b.get("type") == "tool_use"]
-        following = messages[index + 1] if index + 1 < len(messages) else None
-        answered = {b.get("tool_use_id") for b in following.content} if following else set()
-        missing = [
-            {"type": "tool_result", "tool_use_id": call, "content": NOT_RUN, "is_error": True}
-            for call in calls
-            if call not in answered
-        ]
-        if missing and following is not None and following.role == "user":
-            messages[index + 1] = ChatMessage("user", following.content + missing)
-        elif missing:
-            fixed.append(ChatMessage("user", missing))
-    return fixed
+    return messages

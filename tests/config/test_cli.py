@@ -8,8 +8,8 @@ import msgspec
 import pytest
 
 from server.cli import main
-from server.config_view import MASK, masked
 from server.config import Config
+from server.config_view import MASK, masked
 
 
 @pytest.fixture(autouse=True)

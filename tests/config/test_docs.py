@@ -8,7 +8,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from server.config import RESTART_REQUIRED, Config, ModelSettings, flatten
+from server.config import Config, ModelSettings
+from server.config_changes import RESTART_REQUIRED, flatten
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from server.models.base import ChatMessage
-from server.transcript import NOT_RUN, Transcript, expand
+from server.context import build_context
+from server.protocol import Message
+from server.transcript import Transcript, expand
 
 USE_1 = {"type": "tool_use", "id": "c1", "name": "a", "input": {}}
 USE_2 = {"type": "tool_use", "id": "c2", "name": "b", "input": {"x": 1}}
@@ -50,19 +52,29 @@ def test_expand_over_two_rounds() -> None:
     ]
 
 
-def test_a_call_left_without_a_result_gets_one_saying_it_did_not_run() -> None:
-    # A turn cancelled while its tool ran: the stored answer ends with the call.
-    not_run_1 = {"type": "tool_result", "tool_use_id": "c1", "content": NOT_RUN, "is_error": True}
-    not_run_2 = {"type": "tool_result", "tool_use_id": "c2", "content": NOT_RUN, "is_error": True}
+def test_expand_only_splits_a_call_left_without_a_result() -> None:
+    # A turn cancelled while its tool ran: the stored answer ends with the call. Its result
+    # may still follow in another stored message, so expand leaves pairing to the context.
     assert expand("assistant", [text("Working. "), USE_1]) == [
         ChatMessage("assistant", [text("Working. "), USE_1]),
-        ChatMessage("user", [not_run_1]),
     ]
-    # One of two answered: the other one is answered in the same message.
-    assert expand("assistant", [USE_1, USE_2, RESULT_1]) == [
-        ChatMessage("assistant", [USE_1, USE_2]),
-        ChatMessage("user", [RESULT_1, not_run_2]),
+
+
+def test_the_prompt_after_a_turn_cancelled_mid_call_has_no_unanswered_call() -> None:
+    def stored(role: str, content: list[dict]) -> Message:
+        return Message(id=role, conversation_id="c", role=role, content=content, status="complete",
+                       created_at="2026-01-01T00:00:00Z")
+
+    history = [
+        stored("user", [text("look it up")]),
+        stored("assistant", [text("Working. "), USE_1, USE_2, RESULT_1]),
+        stored("user", [text("never mind")]),
     ]
+    messages = build_context(history, budget=10_000).messages
+    calls = [b["id"] for m in messages for b in m.content if b.get("type") == "tool_use"]
+    results = [b["tool_use_id"] for m in messages for b in m.content if b.get("type") == "tool_result"]
+    assert calls == results == ["c1"]
+    assert [m.role for m in messages] == ["user", "assistant", "user"]
 
 
 def test_other_roles_and_empty_content_pass_through() -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
-from server.config import needs_restart, with_changes
+from server.config import with_changes
+from server.config_changes import needs_restart
 from server.config_view import masked_settings
 from server.errors import BadRequest, ConfigError, Forbidden
 from server.tools import ToolContext, tool
