@@ -81,6 +81,7 @@ class TurnGuard:
         if not await self.limiter.test(item, "turns", user.id):
             stats = await self.limiter.get_window_stats(item, "turns", user.id)
             retry_after = max(0.1, round(stats.reset_time - time.time(), 1))
+            self.runtime.metrics.rate_limited.labels("turns").inc()
             raise RateLimited(
                 f"more than {item.amount} turns a minute; try again in {retry_after:g} s",
                 retry_after=retry_after,
@@ -158,6 +159,7 @@ def login_limit(runtime: Runtime) -> Callable[[], str]:
 
 async def rate_limited_response(request: Request, exc: Exception) -> Response:
     """slowapi's RateLimitExceeded as chinwag's error shape, with `retry_after`."""
+    request.app.state.runtime.metrics.rate_limited.labels("http").inc()
     retry_after = 60.0
     limiter: Limiter | None = getattr(request.app.state, "limiter", None)
     current = getattr(request.state, "view_rate_limit", None)
