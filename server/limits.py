@@ -63,9 +63,11 @@ class TurnGuard:
         try:
             await self._check_rate(user)
             await self._check_quota(user)
-        except (RateLimited, QuotaExceeded):
+        except (RateLimited, QuotaExceeded) as refusal:
             if await self.runtime.store.message_accepted(user.id, client_msg_id):
                 return
+            if isinstance(refusal, RateLimited):  # a resend let through is no refusal
+                self.runtime.metrics.rate_limited.labels("turns").inc()
             raise
 
     async def counted(self, user: UserRecord) -> None:
@@ -81,7 +83,6 @@ class TurnGuard:
         if not await self.limiter.test(item, "turns", user.id):
             stats = await self.limiter.get_window_stats(item, "turns", user.id)
             retry_after = max(0.1, round(stats.reset_time - time.time(), 1))
-            self.runtime.metrics.rate_limited.labels("turns").inc()
             raise RateLimited(
                 f"more than {item.amount} turns a minute; try again in {retry_after:g} s",
                 retry_after=retry_after,

@@ -40,6 +40,8 @@ def test_turns_per_minute_refuse_with_retry_after_and_resends_still_ack(tmp_path
         assert again["type"] == "ack" and again["message_id"] == first["message_id"]
         history = socket.request({"type": "history", "conversation_id": first["conversation_id"]})
         assert "three" not in str(history)
+        metrics = client.get("/metrics").text
+        assert 'chinwag_rate_limited_total{kind="turns"} 1.0' in metrics
 
 
 def test_local_user_is_not_turn_limited(tmp_path):
@@ -122,6 +124,7 @@ def test_http_routes_are_rate_limited_per_address_with_retry_after(tmp_path):
         assert int(limited.headers["retry-after"]) > 0
         assert all(client.get("/healthz").status_code == 200 for _ in range(10))  # probes exempt
         assert client.get("/static/style.css").status_code == 200  # static files exempt
+        assert 'chinwag_rate_limited_total{kind="http"} 2.0' in client.get("/metrics").text
 
 
 def test_login_attempts_are_limited_per_address(tmp_path):
