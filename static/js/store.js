@@ -230,7 +230,9 @@ export class Store {
         const part = msg.parts.find((p) => p.kind === "tool" && p.call_id === ev.call_id);
         const target = part || { kind: "tool", call_id: ev.call_id, name: "tool", args: {} };
         if (!part) msg.parts.push(target);
-        Object.assign(target, { state: ev.ok ? "ok" : "error", result: ev.result, error: ev.error });
+        // A call this page denied stays "denied", not "failed": the error only says why.
+        const failed = target.decision === "deny" ? "denied" : "error";
+        Object.assign(target, { state: ev.ok ? "ok" : failed, result: ev.result, error: ev.error });
         break;
       }
       case "turn.completed":
