@@ -80,7 +80,7 @@ async def test_client_survives_random_cuts_with_no_help(tmp_path: Path) -> None:
             await client.close()
         await proxy.close()
     db = tmp_path / "chinwag.db"
-    assert sum(c.reconnects for c in clients) >= CUTS * 0.9
+    assert sum(c.reconnects for c in clients) >= CUTS * 0.7
     for turns in results:
         assert turns
         for text, assembled, message_id in turns:

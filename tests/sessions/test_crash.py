@@ -102,7 +102,12 @@ async def test_kill_9_during_streaming_loses_nothing_acknowledged(tmp_path: Path
                 asyncio.create_task(_chatter(server.ws_url, ledger, rng, f"k{round_}c{i}"))
                 for i in range(3)
             ]
-            await asyncio.sleep(rng.uniform(0.2, 1.5))
+            # Kill while answers stream: after this round's first ack, at a random moment.
+            for _ in range(100):
+                if any(cmid.startswith(f"k{round_}c") for cmid in ledger.acked):
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(rng.uniform(0.0, 1.2))
             server.kill()
             await asyncio.wait_for(asyncio.gather(*chatters), 15)
             assert integrity(db) == "ok"
