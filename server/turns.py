@@ -61,6 +61,9 @@ class RunningTurn:
         self.round_start = 0  # where the current model round's blocks begin
         # Why the task was cancelled: "cancel" (the user's stop) or "shutdown".
         self.cancel_reason: str | None = None
+        # The stream is over and the answer is being committed: a cancel must not cut that
+        # (the message would stay "streaming" and no turn.completed would follow).
+        self.finishing = False
         self.started_at: float | None = None  # time.monotonic(), for metrics
         self.first_token_at: float | None = None
 
@@ -117,7 +120,7 @@ class TurnRunner:
             if await self.store.turn_exists(user_id, turn_id):
                 return
             raise NotFound("turn not found")
-        if turn.task is not None and turn.cancel_reason is None:
+        if turn.task is not None and turn.cancel_reason is None and not turn.finishing:
             turn.cancel_reason = "cancel"
             turn.task.cancel()
 
@@ -128,7 +131,8 @@ class TurnRunner:
             return
         _, pending = await asyncio.wait(tasks, timeout=grace_s)
         for turn in list(self.running.values()):
-            if turn.task in pending:
+            # A turn already stopping (user cancel) or committing its answer ends by itself.
+            if turn.task in pending and turn.cancel_reason is None and not turn.finishing:
                 turn.cancel_reason = "shutdown"
                 turn.task.cancel()
         if pending:
@@ -225,6 +229,7 @@ class TurnRunner:
         except Exception as exc:
             log.exception("turn_failed_unexpectedly")
             self._fail(turn, outcome, Internal(f"internal error: {type(exc).__name__}"))
+        turn.finishing = True
         await checkpoints.settle()
         return outcome
 
