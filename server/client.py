@@ -36,7 +36,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -157,7 +157,7 @@ class ChinwagClient:
         self._fail_all(ClientClosed("client closed"))
         self._events.put_nowait(_END)
 
-    async def __aenter__(self) -> ChinwagClient:
+    async def __aenter__(self) -> Self:
         await self.connect()
         return self
 
@@ -371,9 +371,10 @@ class ChinwagClient:
             frame = json.loads(raw)
             if "seq" in frame:
                 self._event(frame)
-            elif (pending := self._pending.pop(str(frame.get("ref")), None)) is not None:
-                if not pending.future.done():
-                    pending.future.set_result(frame)
+                continue
+            pending = self._pending.pop(str(frame.get("ref")), None)
+            if pending is not None and not pending.future.done():
+                pending.future.set_result(frame)
 
     def _event(self, frame: dict[str, Any]) -> None:
         seq = frame["seq"]

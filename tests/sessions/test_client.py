@@ -8,7 +8,7 @@ import json
 import random
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import websockets
@@ -135,7 +135,7 @@ class ScriptedServer:
         self.hellos: list[dict[str, Any]] = []
         self.server: Any = None
 
-    async def __aenter__(self) -> ScriptedServer:
+    async def __aenter__(self) -> Self:
         self.server = await websockets.serve(self._handle, "127.0.0.1", 0)
         return self
 
