@@ -91,6 +91,7 @@ class FrameHandler:
             message_id=accepted.message_id,
             turn_id=accepted.turn_id,
             duplicate=not accepted.created,
+            answer_message_id=accepted.answer_id or None,
         )
         if accepted.created:
             await runtime.guard.counted(self.user)
@@ -99,10 +100,11 @@ class FrameHandler:
 
     def start_turn(self, frame: protocol.Send, ack: protocol.Ack) -> None:
         """Called by the gateway after the ack is queued: the ack precedes every turn event."""
-        if ack.duplicate:
+        if ack.duplicate or ack.answer_message_id is None:
             return
         self.runtime.turns.start(TurnRequest(
             turn_id=ack.turn_id,
+            answer_id=ack.answer_message_id,
             user=self.user,
             conversation_id=ack.conversation_id,
             model=frame.model,

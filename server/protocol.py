@@ -193,6 +193,8 @@ class Ack(_Frame, tag="ack"):
     turn_id: str
     ref: Ref = None
     duplicate: bool = False
+    # The assistant message that will hold the answer (the `message_id` of `turn.started`).
+    answer_message_id: str | None = None
 
 
 class Ok(_Frame, tag="ok"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,7 @@ log = structlog.get_logger("chinwag.turns")
 
 class TurnRequest(msgspec.Struct, kw_only=True):
     turn_id: str
+    answer_id: str  # the assistant message reserved with the user message
     user: UserRecord
     conversation_id: str
     model: str | None = None
@@ -57,7 +59,8 @@ class RunningTurn:
         self.request = request
         self.task: asyncio.Task[None] | None = None
         self.transcript = Transcript()
-        self.message_id: str | None = None
+        self.message_id = request.answer_id
+        self.announced = False  # turn.started has been published
         self.round_start = 0  # where the current model round's blocks begin
         # Why the task was cancelled: "cancel" (the user's stop) or "shutdown".
         self.cancel_reason: str | None = None
@@ -155,13 +158,13 @@ class TurnRunner:
                 async with lock:
                     await self._execute(turn)
             except asyncio.CancelledError:
-                if turn.message_id is None:  # cancelled while queued behind another turn
+                if not turn.announced:  # cancelled while queued behind another turn
                     await self._finish_unstarted(turn, TurnOutcome(status="cancelled", stored_status="cancelled"))
             except Exception as exc:
                 error = exc if isinstance(exc, ChinwagError) else Internal("internal error")
                 if not isinstance(exc, ChinwagError):
                     log.exception("turn_crashed")
-                if turn.message_id is None:  # failed before it could start: say so, and store it
+                if not turn.announced:  # failed before it could start: say so, and store it
                     outcome = TurnOutcome(status="failed", stored_status="failed")
                     self._fail(turn, outcome, error)
                     await self._finish_unstarted(turn, outcome)
@@ -181,17 +184,7 @@ class TurnRunner:
         model = self.selector.choose(
             explicit=request.model, conversation=conversation.model, template_hint=template.meta.model
         )
-        message = await self.store.start_assistant_message(
-            request.user.id, request.conversation_id, request.turn_id, model
-        )
-        turn.message_id = message.id
-        self._publish(turn, protocol.TurnStarted(
-            turn_id=request.turn_id,
-            conversation_id=request.conversation_id,
-            message_id=message.id,
-            model=model,
-            template=template_name,
-        ))
+        self._announce(turn, model, template_name)
         selection = Selection(model=model)
         outcome = await self._stream_answer(turn, conversation, template_name, model, selection)
         await self._finish(turn, outcome, selection)
@@ -346,7 +339,9 @@ class TurnRunner:
             now=datetime.now(UTC),
         )
         history = await self.store.context_messages(request.user.id, request.conversation_id)
-        history = [m for m in history if m.id != turn.message_id]
+        # Only what came before this turn's answer: later sends queued behind it are not
+        # part of its context (their answers will see this one).
+        history = list(itertools.takewhile(lambda m: m.id != turn.message_id, history))
         budget = settings.context_window - settings.max_output_tokens - estimate_tokens(system)
         window = build_context(history, budget=max(budget, 0))
         if window.dropped:
@@ -371,7 +366,6 @@ class TurnRunner:
     async def _finish(self, turn: RunningTurn, outcome: TurnOutcome, selection: Selection) -> None:
         """Commit the answer, then tell the clients: `turn.completed` follows the commit."""
         request = turn.request
-        assert turn.message_id is not None
         content = turn.transcript.content()
         usage = {"input_tokens": outcome.usage.input_tokens, "output_tokens": outcome.usage.output_tokens}
         cost = self.selector.cost(selection.model, outcome.usage)
@@ -405,16 +399,19 @@ class TurnRunner:
         `turn.completed`, so that no client waits for a turn that will never come."""
         request = turn.request
         model = request.model or self.config.routing.default
-        message = await self.store.start_assistant_message(
-            request.user.id, request.conversation_id, request.turn_id, model
-        )
-        turn.message_id = message.id
-        self._publish(turn, protocol.TurnStarted(
-            turn_id=request.turn_id, conversation_id=request.conversation_id,
-            message_id=message.id, model=model,
-            template=request.template or self.config.prompts.default_template,
-        ))
+        self._announce(turn, model, request.template or self.config.prompts.default_template)
         await self._finish(turn, outcome, Selection(model=model))
+
+    def _announce(self, turn: RunningTurn, model: str, template: str) -> None:
+        request = turn.request
+        turn.announced = True
+        self._publish(turn, protocol.TurnStarted(
+            turn_id=request.turn_id,
+            conversation_id=request.conversation_id,
+            message_id=turn.message_id,
+            model=model,
+            template=template,
+        ))
 
     def _publish(self, turn: RunningTurn, event: protocol.Event) -> None:
         request = turn.request
@@ -437,7 +434,6 @@ class _Checkpointer:
             return
         self.last = now
         content = self.turn.transcript.content()
-        assert self.turn.message_id is not None
         self.pending = asyncio.create_task(self.store.checkpoint_message(self.turn.message_id, content))
 
     async def settle(self) -> None:

@@ -27,6 +27,9 @@ class Accepted(msgspec.Struct, kw_only=True):
     conversation_id: str
     message_id: str
     turn_id: str
+    # The assistant message reserved for the turn's answer, stored right after the user
+    # message in the same commit: the answer's place in the conversation is fixed at `ack`.
+    answer_id: str
     # False when (user, client_msg_id) was seen before: same ids, and no new turn.
     created: bool
     conversation_created: bool = False
@@ -119,7 +122,8 @@ class Store(Protocol):
 
     async def accept_user_message(self, new: NewUserMessage) -> Accepted:
         """Commit a user message once per (user, client_msg_id), creating its conversation
-        when `conversation_id` is None. Committed before it returns (the `ack` depends on it).
+        when `conversation_id` is None, and reserve its answer: an empty assistant message
+        with status `streaming` right after it (see `Accepted.answer_id`). Committed before it returns (the `ack` depends on it).
         Raises NotFound for a conversation the user does not own."""
 
     async def get_conversation(self, user_id: str, conversation_id: str) -> Conversation: ...

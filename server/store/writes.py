@@ -44,10 +44,16 @@ def accept_user_message(conn: sqlite3.Connection, new: NewUserMessage) -> Accept
         (new.user_id, new.client_msg_id),
     ).fetchone()
     if seen is not None:
+        answer = conn.execute(
+            "SELECT id FROM messages WHERE user_id = ? AND turn_id = ? AND role = 'assistant'"
+            " ORDER BY seq LIMIT 1",
+            (new.user_id, seen["turn_id"]),
+        ).fetchone()
         return Accepted(
             conversation_id=seen["conversation_id"],
             message_id=seen["id"],
             turn_id=seen["turn_id"],
+            answer_id=answer["id"] if answer else "",
             created=False,
         )
     now = ids.utc_now()
@@ -71,10 +77,23 @@ def accept_user_message(conn: sqlite3.Connection, new: NewUserMessage) -> Accept
         client_msg_id=new.client_msg_id,
         now=now,
     )
+    answer_id = ids.new_id(ids.MESSAGE)
+    _insert_message(
+        conn,
+        message_id=answer_id,
+        conversation_id=conversation_id,
+        user_id=new.user_id,
+        turn_id=turn_id,
+        role="assistant",
+        content=[],
+        status="streaming",
+        now=now,
+    )
     return Accepted(
         conversation_id=conversation_id,
         message_id=message_id,
         turn_id=turn_id,
+        answer_id=answer_id,
         created=True,
         conversation_created=opened,
     )
