@@ -11,8 +11,22 @@ import sys
 from collections.abc import Callable
 
 import uvicorn
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from server.config import Config
+
+
+class DeadPeerAwareProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, but a peer that misses its pong is cut off.
+
+    On a keepalive timeout uvicorn sends a close frame and calls `transport.close()`, which
+    waits for the write buffer to drain first. A peer that stopped reading (a zero TCP
+    window) never drains it, so the connection would never be lost and its session never
+    detached. A missed pong already means the peer is gone: abort instead of waiting."""
+
+    def keepalive_timeout(self) -> None:
+        super().keepalive_timeout()
+        self.transport.abort()  # a no-op on a transport already gone
 
 
 def uvicorn_config(app: object, config: Config) -> uvicorn.Config:
@@ -20,7 +34,7 @@ def uvicorn_config(app: object, config: Config) -> uvicorn.Config:
         app,  # type: ignore[arg-type]
         host=config.server.host,
         port=config.server.port,
-        ws="websockets-sansio",
+        ws=DeadPeerAwareProtocol,
         ws_max_size=config.limits.max_frame_bytes,  # a bigger frame is closed with 1009
         ws_ping_interval=config.session.heartbeat_s,
         ws_ping_timeout=config.session.heartbeat_s,
@@ -28,7 +42,7 @@ def uvicorn_config(app: object, config: Config) -> uvicorn.Config:
         lifespan="on",
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=config.server.shutdown_grace_s + 5,
+        timeout_graceful_shutdown=int(config.server.shutdown_grace_s) + 5,
     )
 
 
