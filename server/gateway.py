@@ -8,6 +8,7 @@ close code from PROTOCOL.md's table; nothing a client sends can end the process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 
 import structlog
@@ -261,8 +262,7 @@ class Connection:
         self.outbound.deliver(protocol.encode(error))
 
     async def _close_socket(self, code: int, reason: str) -> None:
-        try:
+        # The peer may be gone already: then there is nothing left to close.
+        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
             await self.websocket.close(code=code, reason=reason)
-        except Exception:  # already gone: nothing to close
-            pass
 

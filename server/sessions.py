@@ -45,7 +45,7 @@ class _Entry:
     """One event in the replay buffer. A delta nobody can have seen yet stays mergeable:
     its text may still grow, and its frame is then encoded again when next needed."""
 
-    __slots__ = ("seq", "_frame", "delta")
+    __slots__ = ("_frame", "delta", "seq")
 
     def __init__(self, seq: int, frame: bytes, delta: protocol.Delta | None):
         self.seq = seq
