@@ -15,7 +15,7 @@ from server.errors import BadRequest, TooLarge
 from server.runtime import Runtime
 from server.sessions import Session
 from server.store.base import NewUserMessage
-from server.turns import TurnRequest
+from server.turn_types import TurnRequest
 
 
 class FrameHandler:

@@ -1,5 +1,9 @@
 """The turn runner: from a committed user message to a committed answer, streamed as events.
 
+This module is a turn's life: queued behind the conversation's running turn, started,
+cancelled, drained at shutdown, finished and committed. The model and tool rounds inside
+it are `server.rounds`; the turn's state is `server.turn_types`.
+
 A turn runs as its own task, independent of any socket: a client that disconnects finds the
 turn finished (or still running) when it resumes. One turn runs at a time per conversation;
 later turns wait their turn (or are refused, with `turns.concurrent = "reject"`).
@@ -11,13 +15,10 @@ text is accumulated from what was published and nothing else.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 from datetime import UTC, datetime
-from typing import Any
 
-import msgspec
 import structlog
 
 from server import protocol
@@ -27,56 +28,17 @@ from server.errors import ChinwagError, Conflict, Internal, NotFound, Timeout
 from server.fanout import Fanout
 from server.metrics import Metrics
 from server.models.base import (
-    ChatMessage,
-    Finish,
     ModelRequest,
-    TextDelta,
     ToolSpec,
-    ToolUse,
-    Usage,
 )
 from server.models.selector import Selection, Selector
 from server.prompts import PromptLibrary
-from server.store.base import Store, UserRecord
-from server.tools.executor import ToolExecutor, new_call_id
-from server.transcript import Transcript
+from server.rounds import Checkpointer, RoundRunner
+from server.store.base import Store
+from server.tools.executor import ToolExecutor
+from server.turn_types import RunningTurn, TurnOutcome, TurnRequest
 
 log = structlog.get_logger("chinwag.turns")
-
-
-class TurnRequest(msgspec.Struct, kw_only=True):
-    turn_id: str
-    answer_id: str  # the assistant message reserved with the user message
-    user: UserRecord
-    conversation_id: str
-    model: str | None = None
-    template: str | None = None
-    variables: dict[str, str] | None = None
-
-
-class RunningTurn:
-    def __init__(self, request: TurnRequest):
-        self.request = request
-        self.task: asyncio.Task[None] | None = None
-        self.transcript = Transcript()
-        self.message_id = request.answer_id
-        self.announced = False  # turn.started has been published
-        self.round_start = 0  # where the current model round's blocks begin
-        # Why the task was cancelled: "cancel" (the user's stop) or "shutdown".
-        self.cancel_reason: str | None = None
-        # The stream is over and the answer is being committed: a cancel must not cut that
-        # (the message would stay "streaming" and no turn.completed would follow).
-        self.finishing = False
-        self.started_at: float | None = None  # time.monotonic(), for metrics
-        self.first_token_at: float | None = None
-
-
-class TurnOutcome(msgspec.Struct, kw_only=True):
-    status: str = "complete"  # wire status: complete | cancelled | failed
-    stored_status: str = "complete"  # message status: also "incomplete"
-    stop_reason: str | None = None
-    usage: Usage = Usage()
-    error: ChinwagError | None = None
 
 
 class TurnRunner:
@@ -98,6 +60,7 @@ class TurnRunner:
         self.fanout = fanout
         self.tools = tools
         self.metrics = metrics or Metrics()
+        self.rounds = RoundRunner(config=config, selector=selector, tools=tools, publish=self._publish)
         self.running: dict[str, RunningTurn] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -207,11 +170,11 @@ class TurnRunner:
         selection: Selection,
     ) -> TurnOutcome:
         outcome = TurnOutcome()
-        checkpoints = _Checkpointer(self.store, turn, self.config.turns.checkpoint_s)
+        checkpoints = Checkpointer(self.store, turn, self.config.turns.checkpoint_s)
         try:
             async with asyncio.timeout(self.config.turns.deadline_s):
                 request = await self._model_request(turn, conversation, template_name, model)
-                await self._rounds(turn, request, model, selection, outcome, checkpoints)
+                await self.rounds.run(turn, request, model, selection, outcome, checkpoints)
         except asyncio.CancelledError:
             outcome.status = "cancelled"
             outcome.stored_status = "cancelled" if turn.cancel_reason == "cancel" else "incomplete"
@@ -225,98 +188,6 @@ class TurnRunner:
         turn.finishing = True
         await checkpoints.settle()
         return outcome
-
-    async def _rounds(
-        self,
-        turn: RunningTurn,
-        request: ModelRequest,
-        model: str,
-        selection: Selection,
-        outcome: TurnOutcome,
-        checkpoints: _Checkpointer,
-    ) -> None:
-        """Model, then the tools it asked for, then the model again with their results, up
-        to `tools.max_rounds` rounds of tools."""
-        deadline = time.monotonic() + self.config.turns.deadline_s
-        messages = list(request.messages)
-        max_rounds = self.config.tools.max_rounds
-        for round_number in range(max_rounds + 1):
-            round_request = msgspec.structs.replace(request, messages=messages)
-            calls = await self._stream_round(turn, model, round_request, selection, outcome, checkpoints, deadline)
-            if not calls:
-                return
-            if round_number == max_rounds:
-                for call in calls:
-                    turn.transcript.add_block(_not_run(call, f"tools.max_rounds ({max_rounds}) reached"))
-                outcome.stop_reason = "max_tool_rounds"
-                return
-            results = await self._run_tools(turn, calls)
-            messages += [ChatMessage("assistant", _round_blocks(turn, calls)), ChatMessage("user", results)]
-
-    async def _stream_round(
-        self,
-        turn: RunningTurn,
-        model: str,
-        request: ModelRequest,
-        selection: Selection,
-        outcome: TurnOutcome,
-        checkpoints: _Checkpointer,
-        deadline: float,
-    ) -> list[dict[str, Any]]:
-        """One model call; returns the tool calls it made (with our own call ids)."""
-        turn_id = turn.request.turn_id
-        calls: list[dict[str, Any]] = []
-        turn.round_start = len(turn.transcript.content())
-        stream = self.selector.stream(model, request, selection, deadline=deadline)
-        # aclosing: a cancel landing between two events still closes the upstream call.
-        async with contextlib.aclosing(stream):
-            async for event in stream:
-                if turn.first_token_at is None and isinstance(event, TextDelta | ToolUse):
-                    turn.first_token_at = time.monotonic()
-                match event:
-                    case TextDelta(text=text) if text:
-                        turn.transcript.add_text(text)
-                        self._publish(turn, protocol.Delta(turn_id=turn_id, text=text))
-                        checkpoints.maybe()
-                    case ToolUse(name=name, input=args):
-                        call = {"type": "tool_use", "id": new_call_id(), "name": name, "input": args}
-                        turn.transcript.add_block(call)
-                        calls.append(call)
-                    case Usage():
-                        outcome.usage = Usage(
-                            outcome.usage.input_tokens + event.input_tokens,
-                            outcome.usage.output_tokens + event.output_tokens,
-                        )
-                    case Finish(stop_reason=reason):
-                        outcome.stop_reason = reason
-        return calls
-
-    async def _run_tools(self, turn: RunningTurn, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Run one round's calls concurrently; each result goes to the clients as it lands."""
-        request = turn.request
-
-        async def run(call: dict[str, Any]) -> dict[str, Any]:
-            call_id = call["id"]
-
-            def announce(needs_approval: bool) -> None:
-                self._publish(turn, protocol.ToolCallEvent(
-                    turn_id=request.turn_id, call_id=call_id, name=call["name"],
-                    args=call["input"], needs_approval=needs_approval,
-                ))
-
-            outcome = await self.tools.call_for_model(
-                request.user, request.conversation_id, call_id, call["name"], call["input"], announce
-            )
-            self._publish(turn, protocol.ToolOutput(
-                turn_id=request.turn_id, call_id=call_id, ok=outcome.ok,
-                result=outcome.result, error=outcome.error,
-            ))
-            return outcome.as_block(call_id)
-
-        results = await asyncio.gather(*(run(call) for call in calls))
-        for block in results:
-            turn.transcript.add_block(block)
-        return list(results)
 
     async def _model_request(
         self, turn: RunningTurn, conversation: protocol.Conversation, template_name: str, model: str
@@ -418,34 +289,3 @@ class TurnRunner:
         self.fanout.turn_event(request.user.id, request.conversation_id, event)
 
 
-class _Checkpointer:
-    """Saves the partial answer about once every `interval_s`, off the streaming path."""
-
-    def __init__(self, store: Store, turn: RunningTurn, interval_s: float):
-        self.store = store
-        self.turn = turn
-        self.interval_s = interval_s
-        self.last = time.monotonic()
-        self.pending: asyncio.Task[Any] | None = None
-
-    def maybe(self) -> None:
-        now = time.monotonic()
-        if now - self.last < self.interval_s or (self.pending and not self.pending.done()):
-            return
-        self.last = now
-        content = self.turn.transcript.content()
-        self.pending = asyncio.create_task(self.store.checkpoint_message(self.turn.message_id, content))
-
-    async def settle(self) -> None:
-        """Wait for a checkpoint in flight, so that it cannot land after the final write."""
-        if self.pending is not None:
-            await asyncio.gather(self.pending, return_exceptions=True)
-
-
-def _round_blocks(turn: RunningTurn, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What the model said in the round that just ended: its text and its tool calls."""
-    return [b for b in turn.transcript.content()[turn.round_start:] if b.get("type") != "tool_result"]
-
-
-def _not_run(call: dict[str, Any], reason: str) -> dict[str, Any]:
-    return {"type": "tool_result", "tool_use_id": call["id"], "content": f"error: not run: {reason}", "is_error": True}
