@@ -97,6 +97,7 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.log_path = cwd / f"{name}.log"
+        self.keys: list[str] = []  # API keys of the users provisioned for it
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO), "CHINWAG_LOG__FORMAT": "json", **self.env}
@@ -164,14 +165,54 @@ CHINWAG_BENCH_SETTINGS = (
 )
 
 
-def chinwag_server(ctx: Context, name: str, *settings: str, env: dict[str, str] | None = None) -> ServerProcess:
-    """`python -m server serve` on 127.0.0.1, port 0, a fresh database in its own folder."""
+def provision_users(db: Path, count: int) -> list[str]:
+    """`count` users with one API key each, in a fresh database: their keys, in order.
+
+    Distinct users, as distinct clients would be: the sessions of one user hear about each
+    other's messages (other tabs), which is not the load of many independent clients."""
+    import asyncio
+
+    from server.auth import new_api_key
+    from server.config import StoreSettings
+    from server.store.sqlite import SqliteStore
+
+    async def go() -> list[str]:
+        store = SqliteStore(db, StoreSettings())
+        await store.open()
+        keys = []
+        try:
+            for index in range(count):
+                await store.create_user(f"bench{index}", "user", None)
+                key, prefix, digest = new_api_key()
+                await store.create_api_key(f"bench{index}", "bench", digest, prefix)
+                keys.append(key)
+        finally:
+            await store.close()
+        return keys
+
+    return asyncio.run(go())
+
+
+def hello(keys: list[str], index: int) -> bytes:
+    """The `hello` of connection `index`: with the key of user `index % len(keys)`, if any."""
+    if not keys:
+        return b'{"type":"hello","ref":0}'
+    return b'{"type":"hello","ref":0,"token":"%s"}' % keys[index % len(keys)].encode()
+
+
+def chinwag_server(ctx: Context, name: str, *settings: str, env: dict[str, str] | None = None,
+                   users: int = 0) -> ServerProcess:
+    """`python -m server serve` on 127.0.0.1, port 0, a fresh database in its own folder;
+    with `users`, that many users with an API key each (`server.keys`)."""
     folder = ctx.tmp / f"{name}-{next(ctx.counter)}"
     folder.mkdir()
+    keys = provision_users(folder / "chinwag.db", users) if users else []
     args = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", "0"]
     for setting in (f'store.path="{folder / "chinwag.db"}"', *CHINWAG_BENCH_SETTINGS, *settings):
         args += ["--set", setting]
-    return ServerProcess(name, args, cores=ctx.layout.server_cores, cwd=folder, env=env)
+    server = ServerProcess(name, args, cores=ctx.layout.server_cores, cwd=folder, env=env)
+    server.keys = keys
+    return server
 
 
 def bare_server(ctx: Context, name: str = "bare") -> ServerProcess:

@@ -1,7 +1,7 @@
 """Idle connections: server memory per idle, authenticated connection.
 
-Subject: chinwag; each connection has done `hello` and received `welcome` (so it holds a
-session), then sits idle. Baseline: the bare server holding the same number of connections,
+Subject: chinwag; each connection has done `hello` with an API key (100 users, taken in
+turn) and received `welcome` (so it holds a session), then sits idle. Baseline: the bare server holding the same number of connections,
 each having exchanged one frame of the `hello`'s size. Memory is the server process's RSS
 (VmRSS from /proc) after the connections are open and the server has settled, minus its RSS
 before the first one; per connection it is that delta over the count. A fresh server per
@@ -15,12 +15,13 @@ import asyncio
 import time
 
 from bench import lean
-from bench.harness import Context, Row, ServerProcess, alternate, bare_server, chinwag_server, compare, raise_nofile
+from bench.harness import Context, Row, ServerProcess, alternate, bare_server, chinwag_server, compare, hello, raise_nofile
 
 NAME = "idle_connections"
 HELLO = b'{"type":"hello","ref":0}'
 SETTLE_S = 1.0
 OPEN_CONCURRENCY = 32
+USERS = 100  # connections take the users' API keys in turn
 
 
 def measure(server: ServerProcess, count: int, chinwag: bool, budget_s: float) -> dict:
@@ -32,7 +33,7 @@ def measure(server: ServerProcess, count: int, chinwag: bool, budget_s: float) -
         deadline = time.monotonic() + budget_s
         failures = 0
 
-        async def open_one() -> None:
+        async def open_one(index: int) -> None:
             nonlocal failures
             async with gate:
                 if time.monotonic() > deadline:
@@ -40,7 +41,9 @@ def measure(server: ServerProcess, count: int, chinwag: bool, budget_s: float) -
                 try:
                     conn = await lean.connect(server.port, subprotocol="chinwag.v1", timeout=20)
                     if chinwag:
-                        await lean.request(conn, HELLO, lambda m: m.startswith(b'{"type":"welcome"'), timeout=20)
+                        welcome = await lean.request(conn, hello(server.keys, index), lambda m: True, timeout=20)
+                        if not welcome.startswith(b'{"type":"welcome"'):
+                            raise ConnectionError(f"no welcome: {welcome[:200]!r}")
                     else:
                         await lean.request(conn, HELLO, lambda m: True, timeout=20)
                 except (OSError, TimeoutError, ConnectionError):
@@ -50,7 +53,7 @@ def measure(server: ServerProcess, count: int, chinwag: bool, budget_s: float) -
 
         began = time.monotonic()
         try:
-            await asyncio.gather(*(open_one() for _ in range(count)))
+            await asyncio.gather(*(open_one(i) for i in range(count)))
             opened_s = time.monotonic() - began
             await asyncio.sleep(SETTLE_S)
             alive = sum(1 for c in conns if not c.closed.done())
@@ -82,7 +85,7 @@ def run(ctx: Context) -> list[Row]:
         budget = ctx.pick(10.0, 45.0) if count > 1000 else ctx.pick(8.0, 20.0)
 
         def one(chinwag: bool) -> dict:
-            factory = (lambda: chinwag_server(ctx, "chinwag-idle")) if chinwag else (lambda: bare_server(ctx, "bare-idle"))
+            factory = (lambda: chinwag_server(ctx, "chinwag-idle", users=USERS)) if chinwag else (lambda: bare_server(ctx, "bare-idle"))
             with factory() as server:
                 result = measure(server, count, chinwag, budget)
             print(f"    {'chinwag' if chinwag else 'bare   '} {result['reached']:>6} conns:"

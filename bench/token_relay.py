@@ -7,6 +7,7 @@ are counted as words of text received, and checked to join up to the text sent. 
 the bare server pushing the same W words to each of the 20 connections as one frame per
 word, then `turn.completed`: the raw relay. A burst is timed from the first send to the
 last `turn.completed`; time to first token is per stream, from its send to its first delta.
+Each stream is a user of its own (API key in `hello`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 import msgspec
 
 from bench import lean
-from bench.harness import Context, Row, ServerProcess, alternate, bare_server, chinwag_server, compare, percentile
+from bench.harness import Context, Row, ServerProcess, alternate, bare_server, chinwag_server, compare, hello, percentile
 
 NAME = "token_relay"
 STREAMS = 20
@@ -84,8 +85,8 @@ def measure(server: ServerProcess, chinwag: bool, text: str, bursts: int) -> dic
         conns = await asyncio.gather(*(lean.connect(server.port, subprotocol="chinwag.v1") for _ in range(STREAMS)))
         if chinwag:
             await asyncio.gather(*(
-                lean.request(c, b'{"type":"hello","ref":0}', lambda m: m.startswith(b'{"type":"welcome"'))
-                for c in conns
+                lean.request(c, hello(server.keys, i), lambda m: m.startswith(b'{"type":"welcome"'))
+                for i, c in enumerate(conns)
             ))
         streams = [Stream(c) for c in conns]
         tag = os.urandom(4).hex()
@@ -123,7 +124,7 @@ def run(ctx: Context) -> list[Row]:
     words = ctx.pick(500, 2000)
     bursts = ctx.pick(2, 3)
     text = " ".join(f"w{i % 1000}" for i in range(words))
-    with chinwag_server(ctx, "chinwag") as subject, bare_server(ctx) as bare:
+    with chinwag_server(ctx, "chinwag", users=STREAMS) as subject, bare_server(ctx) as bare:
         base, subj = alternate(
             runs,
             lambda i: measure(bare, False, text, bursts),

@@ -7,7 +7,8 @@ message, the assistant message and its final text are committed with the default
 its conversation for 10 turns, then opens a new one, so that history stays short and
 constant. Baseline: the bare server (same uvicorn + Starlette + websockets-sansio stack and
 settings) echoing a frame of the same size. Closed loop: each connection sends its next
-frame when the previous answer arrived; at 1 and at 50 connections.
+frame when the previous answer arrived; at 1 and at 50 connections, each connection a user
+of its own (API key in `hello`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 from bench import lean
-from bench.harness import Context, Row, ServerProcess, alternate, bare_server, chinwag_server, compare, percentile
+from bench.harness import Context, Row, ServerProcess, alternate, bare_server, chinwag_server, compare, hello, percentile
 
 NAME = "turn_overhead"
 TURNS_PER_CONVERSATION = 10
@@ -88,14 +89,16 @@ class BareEcho:
         await self.future  # bounded by the watchdog in `closed_loop`
 
 
-async def open_chinwag(port: int, tag: str) -> ChinwagTurns:
-    conn = await lean.connect(port, subprotocol="chinwag.v1")
-    await lean.request(conn, b'{"type":"hello","ref":0}', lambda m: m.startswith(b'{"type":"welcome"'))
+async def open_chinwag(server: ServerProcess, index: int, tag: str) -> ChinwagTurns:
+    conn = await lean.connect(server.port, subprotocol="chinwag.v1")
+    welcome = await lean.request(conn, hello(server.keys, index), lambda m: m.startswith(b'{"type":'))
+    if not welcome.startswith(b'{"type":"welcome"'):
+        raise RuntimeError(f"no welcome: {welcome[:300]!r}")
     return ChinwagTurns(conn, tag)
 
 
-async def open_bare(port: int, tag: str) -> BareEcho:
-    conn = await lean.connect(port, subprotocol="chinwag.v1")
+async def open_bare(server: ServerProcess, index: int, tag: str) -> BareEcho:
+    conn = await lean.connect(server.port, subprotocol="chinwag.v1")
     return BareEcho(conn, tag)
 
 
@@ -131,7 +134,7 @@ async def closed_loop(clients: list, *, turns: int, seconds: float, warmup: int)
 def measure(server: ServerProcess, opener, connections: int, *, turns: int, seconds: float) -> dict:
     async def go() -> dict:
         tag = os.urandom(4).hex()
-        clients = await asyncio.gather(*(opener(server.port, f"{tag}-{i}") for i in range(connections)))
+        clients = await asyncio.gather(*(opener(server, i, f"{tag}-{i}") for i in range(connections)))
         cpu0, wall0 = server.cpu_seconds(), time.perf_counter()
         try:
             result = await closed_loop(clients, turns=turns, seconds=seconds, warmup=3)
@@ -147,7 +150,7 @@ def measure(server: ServerProcess, opener, connections: int, *, turns: int, seco
 def run(ctx: Context) -> list[Row]:
     runs = ctx.pick(3, 5)
     rows: list[Row] = []
-    with chinwag_server(ctx, "chinwag") as subject, bare_server(ctx) as bare:
+    with chinwag_server(ctx, "chinwag", users=50) as subject, bare_server(ctx) as bare:
         for connections in (1, 50):
             turns = ctx.pick(400, 2000) if connections == 1 else ctx.pick(100, 400)
             seconds = ctx.pick(1.0, 3.0)
