@@ -13,6 +13,7 @@ from typing import Any
 
 from server.models.base import ChatMessage
 
+
 class Transcript:
     """The blocks of an answer being written. Text from consecutive deltas joins one block."""
 
