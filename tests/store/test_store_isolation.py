@@ -45,9 +45,10 @@ async def test_another_users_conversation_is_not_found(store: SqliteStore, call:
     alice = await send(store, ALICE, "my secret plan")
     with pytest.raises(NotFound):
         await call(store, alice)
-    # ...and Alice's data is untouched.
+    # ...and Alice's data is untouched: her question and its reserved answer, nothing more.
     messages, _ = await store.history(ALICE, alice.conversation_id, before=None, limit=10)
-    assert [m.id for m in messages] == [alice.message_id]
+    assert [m.id for m in messages] == [alice.message_id, alice.answer_id]
+    assert (messages[1].status, messages[1].content) == ("streaming", [])
     assert (await store.get_conversation(ALICE, alice.conversation_id)).title == "my secret plan"
 
 

@@ -22,6 +22,27 @@ def text(value: str) -> list[dict[str, str]]:
 async def test_checkpoints_then_recover_marks_streaming_incomplete(open_store: OpenStore) -> None:
     store = await open_store()
     accepted = await send(store, ALICE, "tell me a story")
+    # The turn streams into the answer reserved at accept.
+    await store.checkpoint_message(accepted.answer_id, text("Once upon"))
+    await store.checkpoint_message(accepted.answer_id, text("Once upon a time"))
+    messages, _ = await store.history(ALICE, accepted.conversation_id, before=None, limit=5)
+    assert [m.id for m in messages] == [accepted.message_id, accepted.answer_id]
+    assert (messages[-1].status, messages[-1].text) == ("streaming", "Once upon a time")
+    await store.close()  # a crash, as far as the message knows
+
+    restarted = await open_store()
+    assert await restarted.recover() == 1
+    assert await restarted.recover() == 0
+    messages, _ = await restarted.history(ALICE, accepted.conversation_id, before=None, limit=5)
+    assert [m.id for m in messages] == [accepted.message_id, accepted.answer_id]
+    assert (messages[0].status, messages[0].text) == ("complete", "tell me a story")
+    assert (messages[-1].status, messages[-1].text) == ("incomplete", "Once upon a time")
+
+
+async def test_start_assistant_message_appends_a_streaming_message(open_store: OpenStore) -> None:
+    store = await open_store()
+    accepted = await send(store, ALICE, "tell me a story")
+    await store.finish_message(accepted.answer_id, content=text("Once"), status="complete")
     reply = await store.start_assistant_message(
         ALICE, accepted.conversation_id, accepted.turn_id, "echo"
     )
@@ -32,18 +53,20 @@ async def test_checkpoints_then_recover_marks_streaming_incomplete(open_store: O
         "echo",
     )
     assert reply.turn_id == accepted.turn_id
-
-    await store.checkpoint_message(reply.id, text("Once upon"))
-    await store.checkpoint_message(reply.id, text("Once upon a time"))
+    await store.checkpoint_message(reply.id, text("upon a time"))
     messages, _ = await store.history(ALICE, accepted.conversation_id, before=None, limit=5)
-    assert (messages[-1].status, messages[-1].text) == ("streaming", "Once upon a time")
-    await store.close()  # a crash, as far as the message knows
+    assert [m.id for m in messages] == [accepted.message_id, accepted.answer_id, reply.id]
+    assert (messages[-1].status, messages[-1].text) == ("streaming", "upon a time")
+    await store.close()
 
     restarted = await open_store()
-    assert await restarted.recover() == 1
-    assert await restarted.recover() == 0
+    assert await restarted.recover() == 1  # the finished reserved answer is left alone
     messages, _ = await restarted.history(ALICE, accepted.conversation_id, before=None, limit=5)
-    assert (messages[-1].status, messages[-1].text) == ("incomplete", "Once upon a time")
+    assert [(m.status, m.text) for m in messages] == [
+        ("complete", "tell me a story"),
+        ("complete", "Once"),
+        ("incomplete", "upon a time"),
+    ]
 
 
 async def test_finish_stores_final_content_usage_and_tool_calls(store: SqliteStore) -> None:
@@ -94,7 +117,7 @@ async def test_add_message_appends_tool_results_in_order(store: SqliteStore) -> 
     answer = await store.add_message(ALICE, cid, role="assistant", content=text("It is 42."))
     assert (tool.role, tool.status, tool.text, tool.tool_calls) == ("tool", "complete", "", None)
     context = await store.context_messages(ALICE, cid)
-    assert [m.id for m in context] == [accepted.message_id, tool.id, answer.id]
+    assert [m.id for m in context] == [accepted.message_id, accepted.answer_id, tool.id, answer.id]
     with pytest.raises(BadRequest):
         await store.add_message(ALICE, cid, role="system", content=text("no"))
 

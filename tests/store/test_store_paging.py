@@ -46,21 +46,36 @@ async def walk_conversations(
 async def test_history_pages_cover_every_message_once_in_order(
     store: SqliteStore, limit: int
 ) -> None:
+    # 23 accepts: 46 messages, each question followed by its reserved answer.
     first = await send(store, ALICE, "m0")
     cid = first.conversation_id
-    ids = [first.message_id] + [
-        (await send(store, ALICE, f"m{i}", conversation_id=cid)).message_id for i in range(1, 23)
+    accepted = [first] + [
+        await send(store, ALICE, f"m{i}", conversation_id=cid) for i in range(1, 23)
     ]
+    ids = [id_ for a in accepted for id_ in (a.message_id, a.answer_id)]
     walked = await walk_history(store, cid, limit)
+    assert len(walked) == 46
     assert [m.id for m in walked] == ids
 
 
 async def test_history_without_before_is_the_newest_oldest_first(store: SqliteStore) -> None:
     first = await send(store, ALICE, "m0")
-    for i in range(1, 5):
+    accepted = [first] + [
         await send(store, ALICE, f"m{i}", conversation_id=first.conversation_id)
-    page, has_more = await store.history(ALICE, first.conversation_id, before=None, limit=2)
-    assert [m.text for m in page] == ["m3", "m4"]
+        for i in range(1, 5)
+    ]
+    # Ten messages (question, reserved answer) x 5; the newest three cut a turn in two.
+    page, has_more = await store.history(ALICE, first.conversation_id, before=None, limit=3)
+    assert [m.id for m in page] == [
+        accepted[3].answer_id,
+        accepted[4].message_id,
+        accepted[4].answer_id,
+    ]
+    assert [(m.role, m.text) for m in page] == [
+        ("assistant", ""),
+        ("user", "m4"),
+        ("assistant", ""),
+    ]
     assert has_more
 
 

@@ -90,11 +90,11 @@ async def test_pragmas_are_what_settings_say(open_store: OpenStore, synchronous:
 async def test_data_survives_close_and_reopen(open_store: OpenStore) -> None:
     store = await open_store()
     accepted = await send(store, ALICE, "remember this")
-    reply = await store.start_assistant_message(
-        ALICE, accepted.conversation_id, accepted.turn_id, "echo"
-    )
     await store.finish_message(
-        reply.id, content=[{"type": "text", "text": "noted"}], status="complete"
+        accepted.answer_id,
+        content=[{"type": "text", "text": "noted"}],
+        status="complete",
+        model="echo",
     )
     await store.close()
 
@@ -102,7 +102,9 @@ async def test_data_survives_close_and_reopen(open_store: OpenStore) -> None:
     messages, has_more = await reopened.history(
         ALICE, accepted.conversation_id, before=None, limit=10
     )
+    assert [m.id for m in messages] == [accepted.message_id, accepted.answer_id]
     assert [m.text for m in messages] == ["remember this", "noted"]
+    assert [(m.status, m.model) for m in messages] == [("complete", None), ("complete", "echo")]
     assert not has_more
     hits = await reopened.search_messages(ALICE, "remember")
     assert [hit.message_id for hit in hits] == [accepted.message_id]
@@ -117,7 +119,9 @@ async def test_close_commits_writes_already_submitted(open_store: OpenStore) -> 
     reopened = await open_store()
     for item in accepted:
         messages, _ = await reopened.history(ALICE, item.conversation_id, before=None, limit=5)
-        assert [m.id for m in messages] == [item.message_id]
+        # The question and its reserved answer were one write: both committed, or neither.
+        assert [m.id for m in messages] == [item.message_id, item.answer_id]
+        assert (messages[1].role, messages[1].status) == ("assistant", "streaming")
 
 
 async def test_writes_after_close_are_refused(store: SqliteStore) -> None:

@@ -46,16 +46,17 @@ async def conversation(store: SqliteStore, user_id: str = "alice") -> str:
     first = await store.accept_user_message(NewUserMessage(
         user_id=user_id, client_msg_id="cm1", text="Find otters, please.\nThanks", model="fake",
     ))
-    reply = await store.start_assistant_message(user_id, first.conversation_id, first.turn_id, "fake")
+    # Each answer is the one reserved with its question, finished as the turn runner does.
     await store.finish_message(
-        reply.id, content=ANSWER, status="complete", model="fake", usage={"input_tokens": 3, "output_tokens": 4}
+        first.answer_id, content=ANSWER, status="complete", model="fake", usage={"input_tokens": 3, "output_tokens": 4}
     )
     await store.update_conversation(user_id, first.conversation_id, {"title": "Otters & <friends>"})
     second = await store.accept_user_message(NewUserMessage(
         user_id=user_id, client_msg_id="cm2", text=NASTY, conversation_id=first.conversation_id,
     ))
-    cut = await store.start_assistant_message(user_id, first.conversation_id, second.turn_id, "fake")
-    await store.finish_message(cut.id, content=[{"type": "text", "text": "Half an ans"}], status="cancelled")
+    await store.finish_message(
+        second.answer_id, content=[{"type": "text", "text": "Half an ans"}], status="cancelled", model="fake"
+    )
     return first.conversation_id
 
 

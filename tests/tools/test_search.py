@@ -38,9 +38,9 @@ async def say(store: SqliteStore, data: Data, user: UserRecord, user_text: str, 
     accepted = await store.accept_user_message(
         NewUserMessage(user_id=user.id, client_msg_id=f"c{next(_ids)}", text=user_text)
     )
-    reply = await store.start_assistant_message(user.id, accepted.conversation_id, accepted.turn_id, "fake")
-    await store.finish_message(reply.id, content=[{"type": "text", "text": answer}], status="complete")
-    data.messages[user.id] |= {accepted.message_id, reply.id}
+    # The answer reserved with the question, finished as the turn runner does.
+    await store.finish_message(accepted.answer_id, content=[{"type": "text", "text": answer}], status="complete")
+    data.messages[user.id] |= {accepted.message_id, accepted.answer_id}
     data.conversations[user.id].append(accepted.conversation_id)
 
 
