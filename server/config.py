@@ -96,7 +96,27 @@ class ModelSettings(Section):
     idle_timeout_s: float = 30.0
 
 
+class RoutingRule(Section):
+    """Pick `model` for a turn that matches every condition given (absent: any)."""
+
+    model: str
+    templates: list[str] = []
+    roles: list[str] = []
+    min_chars: int = 0
+    max_chars: int | None = None
+
+    def matches(self, *, template: str, role: str, chars: int) -> bool:
+        return (
+            (not self.templates or template in self.templates)
+            and (not self.roles or role in self.roles)
+            and chars >= self.min_chars
+            and (self.max_chars is None or chars <= self.max_chars)
+        )
+
+
 class RoutingSettings(Section):
+    # Checked in order when neither turn, conversation nor template names a model.
+    rules: list[RoutingRule] = []
     default: str = "echo"
     fallback: list[str] = []
     max_retries: int = 2
@@ -398,6 +418,10 @@ def _check_references(config: Config, where: Callable[[str], str]) -> None:
             raise ConfigError(
                 "routing.fallback", f"no model named {name!r}", where("routing.fallback")
             )
+    for index, rule in enumerate(config.routing.rules):
+        if rule.model not in known:
+            key = f"routing.rules.{index}.model"
+            raise ConfigError(key, f"no model named {rule.model!r}", where("routing.rules"))
 
 
 def prompts_dir(settings: PromptSettings) -> Path:

@@ -105,6 +105,7 @@ class FrameHandler:
         self.runtime.turns.start(TurnRequest(
             turn_id=ack.turn_id,
             answer_id=ack.answer_message_id,
+            chars=len(frame.text),
             user=self.user,
             conversation_id=ack.conversation_id,
             model=frame.model,

@@ -15,6 +15,7 @@ from server.transcript import Transcript
 class TurnRequest(msgspec.Struct, kw_only=True):
     turn_id: str
     answer_id: str  # the assistant message reserved with the user message
+    chars: int = 0  # length of the user's text, for routing rules
     user: UserRecord
     conversation_id: str
     model: str | None = None

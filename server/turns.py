@@ -145,7 +145,12 @@ class TurnRunner:
         )
         template = self.prompts.get(template_name)
         model = self.selector.choose(
-            explicit=request.model, conversation=conversation.model, template_hint=template.meta.model
+            explicit=request.model,
+            conversation=conversation.model,
+            template_hint=template.meta.model,
+            template=template_name,
+            role=request.user.role,
+            chars=request.chars,
         )
         self._announce(turn, model, template_name)
         selection = Selection(model=model)

@@ -135,14 +135,23 @@ class Selector:
         explicit: str | None = None,
         conversation: str | None = None,
         template_hint: str | None = None,
+        template: str = "",
+        role: str = "",
+        chars: int = 0,
     ) -> str:
-        """The primary model for a turn. An explicit unknown model is the caller's error."""
+        """The primary model for a turn: the turn's own choice, the conversation's, the
+        template's hint, the first routing rule matching the template, the user's role and
+        the message's length in characters, else `routing.default`. An explicit unknown
+        model is the caller's error."""
         if explicit:
             self.settings(explicit)
             return explicit
         for name in (conversation, template_hint):
             if name and (name in self.config.models or name == "echo"):
                 return name
+        for rule in self.config.routing.rules:
+            if rule.matches(template=template, role=role, chars=chars):
+                return rule.model
         return self.config.routing.default
 
     def candidates(self, primary: str) -> list[str]:
