@@ -75,6 +75,6 @@ def test_a_rule_naming_an_undeclared_model_is_refused_with_its_place(tmp_path: P
 
 def test_the_example_in_the_models_guide_is_valid() -> None:
     guide = (Path(__file__).resolve().parents[2] / "docs" / "models.md").read_text()
-    example = next(block for block in re.findall(r"```toml\n(.*?)```", guide, re.S) if "routing.rules" in block)
+    example = next(block for block in re.findall(r"```toml\n(.*?)```", guide, re.DOTALL) if "routing.rules" in block)
     parsed = tomllib.loads(example)
     assert [rule["model"] for rule in parsed["routing"]["rules"]] == ["claude", "local"]
