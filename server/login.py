@@ -109,7 +109,7 @@ def close_login_sockets(runtime: Runtime, login_id: str) -> int:
         if session.login_id == login_id:
             if session.outlet is not None:
                 session.outlet.close(CLOSE_LOGGED_OUT, "logged out")
-            runtime.sessions.sessions.pop(session.id, None)
+            runtime.sessions.drop(session)
             closed += 1
     return closed
 

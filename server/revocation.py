@@ -48,7 +48,7 @@ def _end(runtime: Runtime, session: Session, code: int, reason: str) -> None:
     log.info("session_revoked", session_id=session.id, user_id=session.user.id, code=code, reason=reason)
     if session.outlet is not None:
         session.outlet.close(code, reason)
-    runtime.sessions.sessions.pop(session.id, None)  # it cannot be resumed either
+    runtime.sessions.drop(session)  # it cannot be resumed either
 
 
 async def watch(runtime: Runtime) -> None:

@@ -164,11 +164,23 @@ class SessionRegistry:
         self.buffer_size = buffer_size
         self.clock = clock
         self.sessions: dict[str, Session] = {}
+        # By user as well: every event of a turn looks up its user's sessions.
+        self._by_user: dict[str, dict[str, Session]] = {}
 
     def create(self, user: UserRecord) -> Session:
         session = Session(user, buffer_size=self.buffer_size, clock=self.clock)
         self.sessions[session.id] = session
+        self._by_user.setdefault(user.id, {})[session.id] = session
         return session
+
+    def drop(self, session: Session) -> None:
+        """Forget a session: it can no longer be resumed."""
+        self.sessions.pop(session.id, None)
+        mine = self._by_user.get(session.user.id)
+        if mine is not None:
+            mine.pop(session.id, None)
+            if not mine:
+                del self._by_user[session.user.id]
 
     def find_resumable(self, user: UserRecord, resume: protocol.ResumeInfo) -> Session | None:
         """The session to resume, or None when resume cannot be honoured (for any reason:
@@ -184,7 +196,7 @@ class SessionRegistry:
         return session
 
     def of_user(self, user_id: str) -> Iterable[Session]:
-        return [s for s in self.sessions.values() if s.user.id == user_id]
+        return list(self._by_user.get(user_id, {}).values())
 
     def expire(self) -> list[Session]:
         """Drop sessions detached for longer than the TTL."""
@@ -195,7 +207,7 @@ class SessionRegistry:
             if s.detached_at is not None and now - s.detached_at > self.ttl_s
         ]
         for session in gone:
-            del self.sessions[session.id]
+            self.drop(session)
         return gone
 
     def attached_count(self) -> int:
