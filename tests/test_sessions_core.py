@@ -96,7 +96,7 @@ def test_resume_is_refused_for_another_user_a_wrong_token_or_a_seq_out_of_reach(
     session = registry.create(ALICE)
     for word in ("a", "b", "c", "d"):
         session.publish(protocol.Reconnect(reason=word))  # not mergeable: four entries, two kept
-    good = dict(session_id=session.id, resume_token=session.resume_token)
+    good = {"session_id": session.id, "resume_token": session.resume_token}
     assert registry.find_resumable(ALICE, protocol.ResumeInfo(**good, last_seq=2)) is session
     assert registry.find_resumable(BOB, protocol.ResumeInfo(**good, last_seq=2)) is None
     assert registry.find_resumable(ALICE, protocol.ResumeInfo(session_id=session.id, resume_token="x", last_seq=2)) is None
