@@ -15,7 +15,6 @@ text is accumulated from what was published and nothing else.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from datetime import UTC, datetime
 
@@ -39,6 +38,9 @@ from server.tools.executor import ToolExecutor
 from server.turn_types import RunningTurn, TurnOutcome, TurnRequest
 
 log = structlog.get_logger("chinwag.turns")
+
+# Messages read per page when loading a turn's history.
+HISTORY_PAGE = 100
 
 
 class TurnRunner:
@@ -214,16 +216,12 @@ class TurnRunner:
             turn_variables=request.variables,
             now=datetime.now(UTC),
         )
-        history = await self.store.context_messages(request.user.id, request.conversation_id)
-        # Only what came before this turn's answer: later sends queued behind it are not
-        # part of its context (their answers will see this one).
-        history = list(itertools.takewhile(lambda m: m.id != turn.message_id, history))
-        budget = settings.context_window - settings.max_output_tokens - estimate_tokens(system)
-        window = build_context(history, budget=max(budget, 0))
+        budget = max(settings.context_window - settings.max_output_tokens - estimate_tokens(system), 0)
+        window = build_context(await self._history_within(turn, budget), budget=budget)
         if window.dropped:
             log.info(
                 "context_trimmed", dropped=window.dropped, kept=len(window.messages),
-                dropped_tokens=window.dropped_tokens, budget=max(budget, 0),
+                dropped_tokens=window.dropped_tokens, budget=budget,
             )
         window.require_some()
         return ModelRequest(
@@ -232,6 +230,24 @@ class TurnRunner:
             tools=[ToolSpec(t.name, t.description, t.input_schema) for t in offered],
             max_tokens=settings.max_output_tokens,
         )
+
+    async def _history_within(self, turn: RunningTurn, budget: int) -> list[protocol.Message]:
+        """The messages before this turn's answer, read newest page first until they are
+        more than the budget can hold: a long conversation is not read whole every turn.
+        Only what came before the answer: sends queued behind this turn are not part of it."""
+        request = turn.request
+        history: list[protocol.Message] = []
+        before: str | None = turn.message_id
+        tokens = 0
+        while True:
+            page, has_more = await self.store.history(
+                request.user.id, request.conversation_id, before=before, limit=HISTORY_PAGE
+            )
+            history = page + history
+            tokens += sum(estimate_tokens(message.content) for message in page)
+            if not has_more or not page or tokens > budget:
+                return history
+            before = page[0].id
 
     def _fail(self, turn: RunningTurn, outcome: TurnOutcome, error: ChinwagError) -> None:
         outcome.status = "failed"
