@@ -62,7 +62,10 @@ function persist() {
 function persistSoon() {
   if (!persistTimer) persistTimer = setTimeout(persist, 250);
 }
-window.addEventListener("pagehide", persist);
+window.addEventListener("pagehide", () => {
+  persist();
+  outbox.release();
+});
 
 // ------------------------------------------------------------------ connection events
 
@@ -306,7 +309,10 @@ function onAck(item, ack) {
     store.promoteDraft(item.draft_key, ack.conversation_id);
     if (wasCurrent) history.replaceState(null, "", "#" + encodeURIComponent(ack.conversation_id));
   }
+  const shown = store.find(ack.conversation_id, "u:" + item.client_msg_id);
   store.ackUser(ack.conversation_id, item.client_msg_id, ack);
+  // A message adopted from a closed tab has no row here: show it from the stored history.
+  if (!shown && ack.conversation_id === store.current) resyncCurrent();
   touchConversation(ack.conversation_id);
   refreshConversationsSoon();
 }

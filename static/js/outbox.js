@@ -88,10 +88,21 @@ export class Outbox {
   touch() {
     const now = Date.now();
     const items = this.read();
+    if (!items.length) return;
+    if (items.some((i) => i.owner === this.tabId)) {
+      for (const item of items) if (item.owner === this.tabId) item.touched = now;
+      this.write(items);
+    }
+    this.flush(); // also adopts (and sends) the items of a tab that went away
+  }
+
+  /** The tab is going away: let another tab adopt its items at once, not after ORPHAN_MS.
+   * (A reload keeps the tab id, so the reloaded page still owns them if no tab took them.) */
+  release() {
+    const items = this.read();
     if (!items.some((i) => i.owner === this.tabId)) return;
-    for (const item of items) if (item.owner === this.tabId) item.touched = now;
+    for (const item of items) if (item.owner === this.tabId) item.touched = 0;
     this.write(items);
-    this.flush();
   }
 
   add(item) {

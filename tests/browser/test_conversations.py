@@ -78,3 +78,36 @@ def test_export_downloads_the_conversation(chat: ChatPage, fmt: str, tmp_path) -
         assert conversation in json.dumps(exported)
         assert body.count("brown <fox>") >= 2  # the question and its echoed answer
     expect(chat.by("export-menu")).not_to_have_attribute("open", "")
+
+
+def test_rename_delete_newline_and_regenerate(chat: ChatPage) -> None:
+    box = chat.by("composer-input")
+    box.fill("first line")
+    box.press("Shift+Enter")
+    box.type("second line")
+    expect(box).to_have_value("first line\nsecond line")
+    box.press("Enter")
+    chat.wait_answer("complete")
+    expect(chat.user_rows.first).to_have_text("first line\nsecond line")
+
+    chat.last_answer.get_by_test_id("regenerate").click()
+    expect(chat.answers).to_have_count(2)
+    chat.wait_answer("complete")
+    expect(chat.user_rows).to_have_count(2)
+
+    item = chat.by("conversation-item").first
+    item.get_by_test_id("rename-conversation").click()
+    chat.by("rename-input").fill("Renamed chat")
+    chat.by("rename-input").press("Enter")
+    expect(chat.by("conversation-title")).to_have_text("Renamed chat")
+    expect(chat.by("conversation-item").first).to_contain_text("Renamed chat")
+    chat.page.reload()
+    chat.wait_connected()
+    expect(chat.by("conversation-title")).to_have_text("Renamed chat")
+
+    chat.by("conversation-item").first.get_by_test_id("delete-conversation").click()
+    expect(chat.by("confirm-dialog")).to_be_visible()
+    chat.by("confirm-ok").click()
+    expect(chat.by("conversation-item")).to_have_count(0)
+    expect(chat.by("conversation-title")).to_have_text("New conversation")
+    expect(chat.page.locator("#empty-state")).to_be_visible()
