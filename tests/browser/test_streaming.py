@@ -137,3 +137,40 @@ def test_message_typed_offline_is_sent_once_when_the_server_returns(chat: ChatPa
     ]
     expect(chat.user_rows).to_have_count(2)
     assert chat.page.evaluate("window.chinwag.outbox.mine().length") == 0
+
+
+def test_messages_queued_in_a_closed_tab_are_sent_by_another_tab(server, new_page) -> None:
+    page = new_page()
+    first = ChatPage(page, server).open()
+    first.send("before the outage")
+    first.wait_answer("complete")
+    conversation = first.conversation_id()
+    other = ChatPage(page.context.new_page(), server).open("/#" + conversation)
+    expect(other.answers).to_have_count(1)
+
+    server.stop()
+    expect(first.status).not_to_have_attribute("data-state", "connected")
+    first.send("queued in a tab then closed")
+    first.new_chat()
+    first.send("a new conversation, offline")
+    expect(first.user_rows).to_have_count(1)
+    expect(first.user_rows.first).to_have_attribute("data-status", "queued")
+    page.close(run_before_unload=True)
+
+    server.start()
+    other.wait_connected(timeout=20_000)
+    # The open tab adopts the closed tab's queue, sends each message once, and shows it.
+    expect(other.user_rows.filter(has_text="queued in a tab then closed")).to_have_count(
+        1, timeout=15_000
+    )
+    other.wait_answer("complete")
+    assert [(m["role"], content_text(m)) for m in other.history(conversation)] == [
+        ("user", "before the outage"),
+        ("assistant", "before the outage"),
+        ("user", "queued in a tab then closed"),
+        ("assistant", "queued in a tab then closed"),
+    ]
+    items = other.by("conversation-item")
+    expect(items).to_have_count(2)
+    expect(items.filter(has_text="a new conversation, offline")).to_have_count(1)
+    assert other.page.evaluate("localStorage.getItem('chinwag.outbox.v1')") is None
