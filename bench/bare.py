@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server.config import Config
+from server.config.settings import Config
 from server.models.echo import split_words
 from server.serving import uvicorn_config
 

@@ -30,7 +30,7 @@ TEXT = "hello there, this is a user message of an ordinary length for a chat tur
 
 
 def settings():
-    from server.config import StoreSettings
+    from server.config.settings import StoreSettings
 
     return StoreSettings(synchronous="FULL")
 
@@ -38,7 +38,7 @@ def settings():
 async def _prepare(path: Path, conversations: int) -> list[str]:
     """A migrated database with one user and `conversations` conversations."""
     from server.store.base import NewUserMessage, UserRecord
-    from server.store.sqlite import SqliteStore
+    from server.store.sqlite.store import SqliteStore
 
     store = SqliteStore(path, settings())
     await store.open()
@@ -56,7 +56,7 @@ async def _prepare(path: Path, conversations: int) -> list[str]:
 
 async def group_commit(path: Path, total: int, callers: int, seconds: float) -> dict:
     from server.store.base import NewUserMessage
-    from server.store.sqlite import SqliteStore
+    from server.store.sqlite.store import SqliteStore
 
     conversation_ids = await _prepare(path, callers)
     store = SqliteStore(path, settings())
@@ -85,7 +85,7 @@ async def group_commit(path: Path, total: int, callers: int, seconds: float) -> 
 
 def raw(path: Path, total: int, batch: int, seconds: float) -> dict:
     from server.store import ids
-    from server.store.rows import dumps, plain_text
+    from server.store.sqlite.rows import dumps, plain_text
 
     conversation_ids = asyncio.run(_prepare(path, 1))
     conn = sqlite3.connect(path, isolation_level=None)

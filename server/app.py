@@ -19,15 +19,18 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from server import http_api, metrics, observability, protocol, revocation, security
-from server.auth import Authenticator
-from server.config import Config
-from server.gateway import websocket_endpoint
+from server.http import export_route as http_api, security
+from server.observability import metrics, logs as observability
+from server import protocol
+from server.auth import revocation
+from server.auth.identity import Authenticator
+from server.config.settings import Config
+from server.gateway.connection import websocket_endpoint
 from server.models import close_providers
 from server.models.base import Provider
 from server.runtime import Runtime
 from server.store.base import Store
-from server.store.sqlite import SqliteStore
+from server.store.sqlite.store import SqliteStore
 
 log = structlog.get_logger("chinwag.app")
 
@@ -62,7 +65,7 @@ def create_app(
             log.warning("recovered_interrupted_answers", count=recovered)
         sweeper = asyncio.create_task(_sweep_sessions(runtime))
         revocations = asyncio.create_task(revocation.watch(runtime))  # keys revoked, logins ended
-        from server.reload import Reloader
+        from server.config.reload import Reloader
 
         reloader = Reloader.for_runtime(runtime) if runtime.config.reload.enabled else None
         if reloader is not None:
@@ -100,7 +103,7 @@ def create_app(
 def begin_drain(runtime: Runtime) -> None:
     """Stop taking work: tell every client to reconnect, and close sockets with 1012.
 
-    Called by the server before it stops accepting connections (see `server.cli`), and again
+    Called by the server before it stops accepting connections (see `server.cli.main`), and again
     (a no-op then) by the lifespan for servers that do not call it."""
     if runtime.draining:
         return

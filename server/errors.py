@@ -1,7 +1,7 @@
 """One exception tree for everything that reaches a client.
 
 Each subclass carries the protocol error code it maps to; the gateway turns them into
-`error` frames in one place (see `server.gateway`). Tool handlers raising these have them
+`error` frames in one place (see `server.gateway.connection`). Tool handlers raising these have them
 turned into error results for the model instead.
 """
 

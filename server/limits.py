@@ -1,7 +1,7 @@
 """Limits shared across connections: turns per user per minute, daily token quotas, and
 HTTP request rates.
 
-Frames per connection live and die with one socket (`server.windows`). What is shared
+Frames per connection live and die with one socket (`server.gateway.frame_windows`). What is shared
 across a user's sockets uses the `limits` library (turns) and slowapi (HTTP), both on
 `limits.storage_uri` (memory by default; Redis when several processes share the load).
 Quotas count the tokens in the user's stored messages of the current UTC day, so they
@@ -27,7 +27,7 @@ from slowapi.errors import RateLimitExceeded
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from server.auth import LOCAL_USER, bearer_token
+from server.auth.identity import LOCAL_USER, bearer_token
 from server.errors import QuotaExceeded, RateLimited
 from server.store.base import UserRecord
 from server.store.ids import format_time

@@ -38,7 +38,7 @@ from jinja2 import meta as jinja_meta
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from server.config_errors import split_validation_error, toml_key_lines
+from server.config.errors import split_validation_error, toml_key_lines
 from server.errors import BadRequest, Internal
 
 log = structlog.get_logger("chinwag.prompts")

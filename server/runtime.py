@@ -10,22 +10,22 @@ import time
 
 from prometheus_client import CollectorRegistry
 
-from server import audit, observability
-from server.auth import Authenticator, CookieSigner, StoreAuthenticator, load_secret
-from server.config import Config, prompts_dir
-from server.config_changes import keep_restart_settings
+from server.observability import audit, logs as observability
+from server.auth.identity import Authenticator, CookieSigner, StoreAuthenticator, load_secret
+from server.config.settings import Config, prompts_dir
+from server.config.changes import keep_restart_settings
 from server.errors import ConfigError
-from server.fanout import Fanout
+from server.sessions.fanout import Fanout
 from server.limits import TurnGuard
-from server.metrics import Metrics
+from server.observability.metrics import Metrics
 from server.models import build_providers
 from server.models.base import Provider
 from server.models.selector import Selector
 from server.prompts import PromptLibrary
-from server.sessions import SessionRegistry
+from server.sessions.registry import SessionRegistry
 from server.store.base import Store
 from server.tools.registry import ToolRegistry
-from server.turns import TurnRunner
+from server.turns.runner import TurnRunner
 
 
 class Runtime:

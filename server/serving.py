@@ -13,7 +13,7 @@ from collections.abc import Callable
 import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from server.config import Config
+from server.config.settings import Config
 
 
 class DeadPeerAwareProtocol(WebSocketsSansIOProtocol):
@@ -89,8 +89,8 @@ class DrainingServer(uvicorn.Server):
 
 def serve(config: Config) -> None:
     from server.app import begin_drain, create_app
-    from server.auth import check_binding
-    from server.observability import configure_logging
+    from server.auth.identity import check_binding
+    from server.observability.logs import configure_logging
 
     check_binding(config)  # ConfigError (exit code 2) beyond loopback without authentication
     configure_logging(config.log)

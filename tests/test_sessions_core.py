@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from server import protocol
-from server.sessions import SessionRegistry
+from server.sessions.registry import SessionRegistry
 from server.store.base import UserRecord
 
 ALICE = UserRecord(id="alice", name="Alice", role="user")

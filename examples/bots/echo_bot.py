@@ -14,7 +14,7 @@ import asyncio
 import os
 import sys
 
-from server.client import AuthenticationFailed, ChinwagClient, ResumeLost
+from chinwag_client import AuthenticationFailed, ChinwagClient, ResumeLost
 
 
 async def ask(url: str, api_key: str | None, questions: list[str]) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.config import Config
+from server.config.settings import Config
 from server.models.base import Provider
 from server.models.echo import EchoProvider
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import anthropic
 
-from server.config import ModelSettings
+from server.config.settings import ModelSettings
 from server.models.base import (
     Finish,
     ModelEvent,

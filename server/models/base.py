@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from server.config import ModelSettings
+from server.config.settings import ModelSettings
 from server.errors import ModelUnavailable
 
 

@@ -16,7 +16,7 @@ try:  # the SDKs' HTTP transport: httpx2 for anthropic>=2 / openai>=3, httpx bef
 except ImportError:  # pragma: no cover
     from httpx import TransportError  # type: ignore[assignment]  # noqa: F401
 
-from server.config import ModelSettings
+from server.config.settings import ModelSettings
 from server.models.base import ProviderError
 from server.models.errors import timed_out
 

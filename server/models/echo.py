@@ -11,7 +11,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 
-from server.config import ModelSettings
+from server.config.settings import ModelSettings
 from server.models.base import Finish, ModelEvent, ModelRequest, TextDelta, Usage
 
 _WORD = re.compile(r"\s*\S+\s*|\s+")

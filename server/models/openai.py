@@ -20,7 +20,7 @@ from typing import Any
 
 import openai
 
-from server.config import ModelSettings
+from server.config.settings import ModelSettings
 from server.models.base import (
     ChatMessage,
     Finish,

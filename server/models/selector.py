@@ -35,9 +35,9 @@ from typing import Any
 
 import msgspec
 
-from server.config import ECHO_MODEL, Config, ModelSettings
+from server.config.settings import ECHO_MODEL, Config, ModelSettings
 from server.errors import BadRequest, ChinwagError, ModelUnavailable, Timeout
-from server.metrics import Metrics
+from server.observability.metrics import Metrics
 from server.models.base import ModelEvent, ModelRequest, Provider, ProviderError, Usage
 from server.models.breaker import CircuitBreaker, backoff_delay
 

@@ -25,7 +25,7 @@ class ToolContext:
     user: UserRecord
     conversation_id: str | None
     store: Store
-    config: Any  # server.config.Config
+    config: Any  # server.config.settings.Config
     log: Any  # a structlog logger bound with the call's context
     call_id: str
     runtime: Runtime

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from server.auth import hash_password, new_api_key
-from server.config import Config
+from server.auth.identity import hash_password, new_api_key
+from server.config.settings import Config
 from server.store.base import UserRecord
-from server.store.sqlite import SqliteStore
+from server.store.sqlite.store import SqliteStore
 
 REPO = Path(__file__).resolve().parents[2]
 

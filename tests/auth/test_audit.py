@@ -7,8 +7,8 @@ import time
 
 from structlog.testing import capture_logs
 
-from server.auth import check_binding, is_loopback
-from server.config import load_config
+from server.auth.identity import check_binding, is_loopback
+from server.config.settings import load_config
 from server.errors import ConfigError
 from tests.auth.helpers import add_user, audit_entries, cli
 from tests.support.inproc import connected, make_config, running_app

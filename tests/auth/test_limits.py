@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from server.config import load_config
+from server.config.settings import load_config
 from server.limits import TurnGuard
 from server.store.base import UserRecord
 from tests.auth.helpers import add_key, add_user, bearer

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from server.security import CONTENT_SECURITY_POLICY
+from server.http.security import CONTENT_SECURITY_POLICY
 from tests.auth.helpers import add_user, audit_entries
 from tests.support.inproc import connected, make_config, running_app
 

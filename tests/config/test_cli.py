@@ -1,4 +1,4 @@
-"""`chinwag config show | validate | schema`, run through `server.cli.main`."""
+"""`chinwag config show | validate | schema`, run through `server.cli.main.main`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import msgspec
 import pytest
 
-from server.cli import main
-from server.config import Config
-from server.config_view import MASK, masked
+from server.cli.main import main
+from server.config.settings import Config
+from server.config.view import MASK, masked
 
 
 @pytest.fixture(autouse=True)

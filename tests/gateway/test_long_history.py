@@ -6,7 +6,7 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from server.turns import HISTORY_PAGE
+from server.turns.runner import HISTORY_PAGE
 from tests.support.inproc import connected, make_config, running_app
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from server.config import Config
+from server.config.settings import Config
 from server.models import build_providers, close_providers
 from server.models.base import ChatMessage, ModelEvent, ModelRequest, ToolSpec
 from server.models.selector import Selection, Selector

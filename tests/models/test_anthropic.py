@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.config import ModelSettings
+from server.config.settings import ModelSettings
 from server.models.anthropic import AnthropicProvider, request_params
 from server.models.base import ChatMessage, Finish, ProviderError, TextDelta, ToolUse, Usage
 from tests.fakes import Fail, FakeAnthropic, Hang, Raw, Reply, ToolCall

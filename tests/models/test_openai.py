@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from server.config import ModelSettings
+from server.config.settings import ModelSettings
 from server.models.base import ChatMessage, Finish, ProviderError, TextDelta, ToolUse, Usage
 from server.models.openai import OpenAIProvider, request_params, to_chat_messages
 from tests.fakes import Fail, FakeOpenAI, Raw, Reply, ToolCall

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import load_config
+from server.config.settings import load_config
 from server.errors import ConfigError
 from server.models.selector import Selector
 

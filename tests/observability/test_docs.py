@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from server.config import Config
-from server.metrics import Metrics
+from server.config.settings import Config
+from server.observability.metrics import Metrics
 from server.models.selector import Selector
-from server.sessions import SessionRegistry
+from server.sessions.registry import SessionRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "operations.md").read_text()

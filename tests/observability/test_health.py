@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from server import observability
+from server.observability import logs as observability
 from server.app import begin_drain
-from server.store.sqlite import SqliteStore
+from server.store.sqlite.store import SqliteStore
 from tests.observability.helpers import scrape, value
 from tests.support.inproc import make_config, running_app
 

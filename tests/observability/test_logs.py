@@ -13,9 +13,9 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from server import observability
-from server.config import LogSettings
-from server.observability import CONTENT_MASK, SECRET_MASK, ContentFilter
+from server.observability import logs as observability
+from server.config.settings import LogSettings
+from server.observability.logs import CONTENT_MASK, SECRET_MASK, ContentFilter
 from tests.observability.helpers import ScriptProvider, answer, tools
 from tests.support.inproc import connected, make_config, running_app
 

@@ -12,8 +12,8 @@ import time
 import pytest
 from jinja2.exceptions import SecurityError
 
-from server.config import SHIPPED_PROMPTS
-from server.context import build_context
+from server.config.settings import SHIPPED_PROMPTS
+from server.turns.history_budget import build_context
 from server.prompts import PromptError, PromptLibrary
 from server.protocol import Message
 from tests.prompts.helpers import Conversation, Tool, User, library, render

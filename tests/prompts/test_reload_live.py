@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from server.config import SHIPPED_PROMPTS
+from server.config.settings import SHIPPED_PROMPTS
 from tests.support.live import LiveServer
 from tests.support.wsclient import WsClient
 

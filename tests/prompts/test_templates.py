@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.config import SHIPPED_PROMPTS
+from server.config.settings import SHIPPED_PROMPTS
 from server.errors import BadRequest
 from server.prompts import PromptError, PromptLibrary
 from tests.prompts.helpers import Conversation, Tool, User, library, render

@@ -2,7 +2,7 @@
 and checks every event's `seq`, and readers of the server's database file.
 
 `RawSession` deliberately speaks the wire protocol itself (over the `websockets` library)
-instead of using `server.client`, so that the server's guarantees are tested apart from
+instead of using `chinwag_client.client`, so that the server's guarantees are tested apart from
 the client library's.
 """
 

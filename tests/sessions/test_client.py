@@ -1,4 +1,4 @@
-"""The client library (`server.client`) against a real server behind the cut proxy, and
+"""The client library (`chinwag_client.client`) against a real server behind the cut proxy, and
 against tiny scripted servers for the close-code table."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Self
 import pytest
 import websockets
 
-from server.client import AuthenticationFailed, ChinwagClient, ResumeLost
+from chinwag_client import AuthenticationFailed, ChinwagClient, ResumeLost
 from tests.sessions.helpers import echo_text, messages, stored_text
 from tests.support.live import LiveServer
 from tests.support.proxy import CutProxy

@@ -52,7 +52,7 @@ async def test_a_missed_pong_aborts_the_connection_instead_of_waiting_for_a_flus
 
 
 async def test_uvicorn_config_uses_the_dead_peer_aware_protocol() -> None:
-    from server.config import Config
+    from server.config.settings import Config
     from server.serving import uvicorn_config
 
     assert uvicorn_config(app, Config()).ws is DeadPeerAwareProtocol

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from server.config import StoreSettings
-from server.store.sqlite import SqliteStore
+from server.config.settings import StoreSettings
+from server.store.sqlite.store import SqliteStore
 
 OpenStore = Callable[..., Awaitable[SqliteStore]]
 

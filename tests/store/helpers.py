@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from server.store.base import Accepted, NewUserMessage
-from server.store.sqlite import SqliteStore
+from server.store.sqlite.store import SqliteStore
 
 ALICE = "u_alice"
 BOB = "u_bob"

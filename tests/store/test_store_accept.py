@@ -15,7 +15,7 @@ import pytest
 
 from server.errors import NotFound
 from server.store.base import NewUserMessage
-from server.store.sqlite import SqliteStore
+from server.store.sqlite.store import SqliteStore
 
 from .conftest import OpenStore
 from .helpers import ALICE, BOB, send

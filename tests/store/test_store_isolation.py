@@ -9,7 +9,7 @@ import pytest
 
 from server.errors import NotFound
 from server.store.base import Accepted
-from server.store.sqlite import SqliteStore
+from server.store.sqlite.store import SqliteStore
 
 from .helpers import ALICE, BOB, send
 

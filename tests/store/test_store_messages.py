@@ -9,7 +9,7 @@ import pytest
 
 from server.errors import BadRequest, NotFound
 from server.store.base import UserRecord
-from server.store.sqlite import SqliteStore
+from server.store.sqlite.store import SqliteStore
 
 from .conftest import OpenStore
 from .helpers import ALICE, BOB, send

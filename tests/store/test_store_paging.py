@@ -8,7 +8,7 @@ import pytest
 
 from server.errors import NotFound
 from server.protocol import Conversation, Message
-from server.store.sqlite import SqliteStore
+from server.store.sqlite.store import SqliteStore
 
 from .helpers import ALICE, send
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from server.store.migrations import MIGRATIONS, Migration, migrate, split_statements
-from server.store.sqlite import SqliteStore
+from server.store.sqlite.migrations import MIGRATIONS, Migration, migrate, split_statements
+from server.store.sqlite.store import SqliteStore
 
 from .conftest import OpenStore
 from .helpers import ALICE, send

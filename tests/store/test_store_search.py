@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from server.errors import BadRequest
-from server.store.fts import match_expression
-from server.store.sqlite import SqliteStore
+from server.store.sqlite.fts import match_expression
+from server.store.sqlite.store import SqliteStore
 
 from .helpers import ALICE, send
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from server.store.writer import GroupCommitWriter
+from server.store.sqlite.writer import GroupCommitWriter
 
 from .conftest import OpenStore
 from .helpers import ALICE, send

@@ -13,7 +13,7 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from server.app import create_app
-from server.config import Config, load_config
+from server.config.settings import Config, load_config
 from tests.support.schema import check_client_frame, check_server_frame
 
 _refs = itertools.count(1)

@@ -12,8 +12,8 @@ from starlette.datastructures import Headers
 from starlette.testclient import TestClient
 
 from server.app import create_app
-from server.auth import Authenticator
-from server.config import Config, load_config
+from server.auth.identity import Authenticator
+from server.config.settings import Config, load_config
 from server.errors import Unauthorized
 from server.store.base import UserRecord
 from tests.support.scripted import ScriptedProvider

@@ -11,7 +11,7 @@ import pytest
 from server.errors import BadRequest
 from server.runtime import Runtime
 from server.store.base import UserRecord
-from server.store.sqlite import SqliteStore
+from server.store.sqlite.store import SqliteStore
 from server.tools import ToolContext, ToolHandler, tool
 from tests.tools.helpers import make_config
 

@@ -15,7 +15,7 @@ import pytest
 from server.errors import BadRequest, NotFound
 from server.exporting import export_conversation, parse_json_export
 from server.store.base import NewUserMessage, UserRecord
-from server.store.sqlite import SqliteStore
+from server.store.sqlite.store import SqliteStore
 from tests.support.scripted import ScriptedProvider, answer, tool_round
 from tests.tools.helpers import connect, make_config, running
 

@@ -12,7 +12,7 @@ import pytest
 from server.errors import NotFound
 from server.runtime import Runtime
 from server.store.base import NewUserMessage, UserRecord
-from server.store.sqlite import SqliteStore
+from server.store.sqlite.store import SqliteStore
 from server.tools.executor import ToolExecutor
 from tests.tools.helpers import make_config
 

@@ -1,11 +1,11 @@
-"""`server.transcript`: a turn's answer as ordered blocks, and split back for a model."""
+"""`server.turns.transcript`: a turn's answer as ordered blocks, and split back for a model."""
 
 from __future__ import annotations
 
 from server.models.base import ChatMessage
-from server.context import build_context
+from server.turns.history_budget import build_context
 from server.protocol import Message
-from server.transcript import Transcript, expand
+from server.turns.transcript import Transcript, expand
 
 USE_1 = {"type": "tool_use", "id": "c1", "name": "a", "input": {}}
 USE_2 = {"type": "tool_use", "id": "c2", "name": "b", "input": {"x": 1}}

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import msgspec
 
-from server.config import with_changes
-from server.config_changes import needs_restart
-from server.config_view import masked_settings
+from server.config.settings import with_changes
+from server.config.changes import needs_restart
+from server.config.view import masked_settings
 from server.errors import BadRequest, ConfigError, Forbidden
 from server.tools import ToolContext, tool
 

@@ -1,0 +1,428 @@
+"""Typed settings: `chinwag.toml`, then `CHINWAG_SECTION__KEY` variables, then `--set`.
+
+Every limit the server enforces is a named setting here with its default; the list with
+explanations is `docs/configuration.md`. Later sources win: default < file < environment
+< `--set`. Every value remembers where it came from (`Resolved.sources`), so that errors
+name the file line and `chinwag config show` can say why a value is what it is.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from server.config.errors import line_of, split_validation_error, toml_key_lines
+from server.errors import ConfigError
+
+
+class Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every config section: unknown keys are errors, not silently ignored."""
+
+
+class ServerSettings(Section):
+    name: str = "chinwag"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Empty means "the server's own origins" (see `effective_origins`).
+    allowed_origins: list[str] = []
+    public_url: str | None = None
+    # Seconds running turns get to finish on SIGTERM before they are checkpointed.
+    shutdown_grace_s: float = 10.0
+
+
+class StoreSettings(Section):
+    path: str = "conversations/chinwag.db"
+    synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    busy_timeout_ms: int = 5000
+    # How long the writer waits to gather more writes into one commit.
+    group_commit_ms: float = 2.0
+    group_commit_max: int = 256
+
+
+class LimitsSettings(Section):
+    max_frame_bytes: int = 65536
+    frames_per_window: int = 120
+    frame_window_s: float = 60.0
+    bad_frames_per_window: int = 10
+    bad_frame_window_s: float = 60.0
+    max_text_chars: int = 32000
+    # Outbound frames queued per socket before deltas are coalesced / the socket is closed.
+    outbound_queue: int = 256
+    # Shared across a user's connections (the `limits` library; 0 turns the limit off).
+    # The built-in `local` user of the embedded default is not limited.
+    turns_per_minute: int = 60
+    # HTTP routes (slowapi), per API key, login or address; login attempts per address.
+    http_per_minute: int = 300
+    logins_per_minute: int = 10
+    # Where those counters live: "memory://", or e.g. "redis://host:6379" for several processes.
+    storage_uri: str = "memory://"
+
+
+class SessionSettings(Section):
+    ttl_s: float = 120.0
+    replay_buffer: int = 4096
+    heartbeat_s: float = 20.0
+    hello_timeout_s: float = 10.0
+
+
+class TurnSettings(Section):
+    concurrent: Literal["queue", "reject"] = "queue"
+    deadline_s: float = 300.0
+    checkpoint_s: float = 1.0
+
+
+class ModelSettings(Section):
+    """One model a turn can be routed to."""
+
+    provider: Literal["anthropic", "openai", "echo"]
+    model_id: str = ""
+    base_url: str | None = None
+    # Name of the environment variable holding the API key; never the key itself.
+    api_key_env: str | None = None
+    context_window: int = 200_000
+    max_output_tokens: int = 4096
+    price_input_per_mtok: float = 0.0
+    price_output_per_mtok: float = 0.0
+    timeout_s: float = 60.0
+    connect_timeout_s: float = 5.0
+    # Seconds without a stream event before the call counts as hung.
+    idle_timeout_s: float = 30.0
+
+
+class RoutingRule(Section):
+    """Pick `model` for a turn that matches every condition given (absent: any)."""
+
+    model: str
+    templates: list[str] = []
+    roles: list[str] = []
+    min_chars: int = 0
+    max_chars: int | None = None
+
+    def matches(self, *, template: str, role: str, chars: int) -> bool:
+        return (
+            (not self.templates or template in self.templates)
+            and (not self.roles or role in self.roles)
+            and chars >= self.min_chars
+            and (self.max_chars is None or chars <= self.max_chars)
+        )
+
+
+class RoutingSettings(Section):
+    # Checked in order when neither turn, conversation nor template names a model.
+    rules: list[RoutingRule] = []
+    default: str = "echo"
+    fallback: list[str] = []
+    max_retries: int = 2
+    backoff_base_s: float = 0.25
+    backoff_max_s: float = 4.0
+    breaker_failures: int = 5
+    breaker_cooldown_s: float = 30.0
+
+
+class EchoSettings(Section):
+    delay_ms: float = 10.0
+
+
+SHIPPED_PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
+
+
+class PromptSettings(Section):
+    # Folder of `*.md.j2` templates; empty means the templates shipped with chinwag.
+    dir: str = ""
+    default_template: str = "system"
+
+
+class ToolsSettings(Section):
+    max_rounds: int = 8
+    timeout_s: float = 30.0
+    approval_timeout_s: float = 120.0
+    # Extra folders of `*.py` files whose @tool functions are loaded at start-up.
+    folders: list[str] = []
+    # Per tool: "allow" | "ask" | "deny", overriding the tool's own policy.
+    policy: dict[str, Literal["allow", "ask", "deny"]] = {}
+    # Per role, per tool: wins over `policy`; "deny" also refuses direct calls (forbidden).
+    role_policy: dict[str, dict[str, Literal["allow", "ask", "deny"]]] = {}
+
+
+class LogSettings(Section):
+    level: str = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+    content: bool = False
+
+
+class ReloadSettings(Section):
+    # Watch `prompts.dir` and the config file, and apply valid changes without a restart.
+    enabled: bool = True
+    # Changes arriving within this many ms are applied together (editors write in bursts).
+    debounce_ms: int = 300
+
+
+class AuthSettings(Section):
+    # False: credentials are required as soon as any user or API key exists (or the server
+    # is bound to a non-loopback address); with none, everyone is the built-in `local` admin.
+    required: bool = False
+    # Name of the environment variable holding the cookie-signing secret; unset: a random
+    # secret generated once and kept in the data folder (`secret.key`, mode 0600).
+    secret_env: str | None = None
+    cookie_name: str = "chinwag_session"
+    # How long a browser login lasts (server-side; logout ends it sooner).
+    login_ttl_s: float = 7 * 24 * 3600.0
+    # How often the server looks for revoked keys and ended logins (also ones ended by
+    # `chinwag keys revoke` in another process) to close their sockets.
+    revocation_poll_s: float = 0.25
+
+
+class QuotaSettings(Section):
+    # Model tokens (input + output) per user per UTC day; 0 means no quota. The most
+    # specific entry wins: `per_user` (by user name), then `per_role`, then `tokens_per_day`.
+    tokens_per_day: int = 0
+    per_role: dict[str, int] = {}
+    per_user: dict[str, int] = {}
+
+
+# weakref: so that `config_origin` can remember which file and `--set`s made a config.
+class Config(Section, weakref=True):
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    store: StoreSettings = msgspec.field(default_factory=StoreSettings)
+    limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
+    session: SessionSettings = msgspec.field(default_factory=SessionSettings)
+    turns: TurnSettings = msgspec.field(default_factory=TurnSettings)
+    models: dict[str, ModelSettings] = msgspec.field(default_factory=dict)
+    routing: RoutingSettings = msgspec.field(default_factory=RoutingSettings)
+    echo: EchoSettings = msgspec.field(default_factory=EchoSettings)
+    prompts: PromptSettings = msgspec.field(default_factory=PromptSettings)
+    tools: ToolsSettings = msgspec.field(default_factory=ToolsSettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
+    reload: ReloadSettings = msgspec.field(default_factory=ReloadSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    quotas: QuotaSettings = msgspec.field(default_factory=QuotaSettings)
+
+    def model_names(self) -> list[str]:
+        return list(self.models)
+
+    def effective_origins(self, port: int | None = None) -> set[str]:
+        """The origins a browser handshake may come from; `port` is the one actually bound
+        (it differs from the configured one when that is 0)."""
+        if self.server.allowed_origins:
+            return set(self.server.allowed_origins)
+        port = port or self.server.port
+        origins = {f"http://127.0.0.1:{port}", f"http://localhost:{port}", f"http://[::1]:{port}"}
+        if self.server.public_url:
+            origins.add(self.server.public_url.rstrip("/"))
+        return origins
+
+
+ENV_PREFIX = "CHINWAG_"
+
+# The offline model every server has, so that it runs with no API key at all.
+ECHO_MODEL = ModelSettings(provider="echo", model_id="echo", context_window=32_000)
+
+
+DEFAULT_SOURCE = "default"
+
+
+class Resolved(msgspec.Struct):
+    """The effective config and, for every key set anywhere, where its value came from:
+    `"chinwag.toml:12"`, `"environment variable CHINWAG_SERVER__PORT"` or `"--set"`."""
+
+    config: Config
+    sources: dict[str, str]
+
+    def source_of(self, key: str) -> str:
+        return self.sources.get(key, DEFAULT_SOURCE)
+
+
+class ConfigOrigin(msgspec.Struct, frozen=True):
+    """How a config was made, so that hot reload can make it again from the same inputs."""
+
+    path: str | None
+    overrides: tuple[str, ...]
+
+
+_ORIGINS: dict[int, ConfigOrigin] = {}
+
+
+def config_origin(config: Config) -> ConfigOrigin | None:
+    """The file and `--set`s a config was loaded from (None for one built in code)."""
+    return _ORIGINS.get(id(config))
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> Config:
+    """Build the effective config: defaults, then file, then environment, then `--set`."""
+    return resolve_config(path, environ=environ, overrides=overrides).config
+
+
+def resolve_config(
+    path: str | Path | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> Resolved:
+    """Like `load_config`, also saying where each value came from. Raises `ConfigError`
+    naming the key's full dotted name and its source (for a file: `path:line`)."""
+    raw: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    if path is not None:
+        text = _read_text(Path(path))
+        raw = _parse_toml(text, str(path))
+        lines = toml_key_lines(text)
+        for key in _leaf_keys(raw):
+            sources[key] = f"{path}:{line_of(lines, key)}"
+    env = os.environ if environ is None else environ
+    for name, value in sorted(env.items()):
+        if name.startswith(ENV_PREFIX) and "__" in name:
+            key = name[len(ENV_PREFIX):].lower().replace("__", ".")
+            _assign(raw, sources, key, _parse_scalar(value), f"environment variable {name}")
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(item, "expected key=value", "--set")
+        _assign(raw, sources, key.strip(), _parse_scalar(value.strip()), "--set")
+    config = _convert(raw, lambda key: _locate(sources, key, path, lines))
+    _remember(config, ConfigOrigin(str(path) if path is not None else None, tuple(overrides)))
+    return Resolved(config=config, sources=sources)
+
+
+def _remember(config: Config, origin: ConfigOrigin) -> None:
+    key = id(config)
+    _ORIGINS[key] = origin
+    weakref.finalize(config, _ORIGINS.pop, key, None)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot read: {exc}") from None
+
+
+def _parse_toml(text: str, path: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib says "... (at line 3, column 7)": keep its position in the source.
+        where = re.search(r"at line (\d+)", str(exc))
+        source = f"{path}:{where[1]}" if where else path
+        raise ConfigError("config", f"not valid TOML: {exc}", source) from None
+
+
+def with_changes(config: Config, changes: dict[str, str], source: str) -> Config:
+    """`config` with some settings changed, each value read as TOML would read it; the
+    result is validated like a file would be (unknown key, wrong type: ConfigError)."""
+    raw = msgspec.to_builtins(config)
+    for key, text in changes.items():
+        _assign(raw, {}, key, _parse_scalar(text), source)
+    return _convert(raw, lambda key: source)
+
+
+def _leaf_keys(raw: dict[str, Any], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for name, value in raw.items():
+        key = f"{prefix}{name}"
+        keys.extend(_leaf_keys(value, key + ".") if isinstance(value, dict) and value else [key])
+    return keys
+
+
+def _assign(raw: dict[str, Any], sources: dict[str, str], dotted: str, value: Any, source: str) -> None:
+    parts = dotted.split(".")
+    node = raw
+    for index, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(".".join(parts[: index + 1]), "is a value, not a section", source)
+        node = child
+    node[parts[-1]] = value
+    for key in [k for k in sources if k.startswith(dotted + ".")]:
+        del sources[key]  # a whole table replaced by this value
+    for key in _leaf_keys({dotted: value}) if isinstance(value, dict) else [dotted]:
+        sources[key] = source
+
+
+def _parse_scalar(text: str) -> Any:
+    """Read a value the way TOML would (numbers, booleans, arrays, quoted strings), else text."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _convert(raw: dict[str, Any], where: Callable[[str], str]) -> Config:
+    """Validate; `where(key)` says where a failing key was set."""
+    try:
+        config = msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        key, message = split_validation_error(str(exc))
+        if "*" in key.split("."):  # msgspec writes a dict key as `[...]`: find which
+            key, message = _name_dict_key(raw, key, message)
+        raise ConfigError(key, message, where(key)) from None
+    _check_references(config, where)
+    return config
+
+
+def _name_dict_key(raw: dict[str, Any], key: str, message: str) -> tuple[str, str]:
+    """Validate the table's entries one at a time to put the failing entry's name in `key`."""
+    parts = key.split(".")
+    star = parts.index("*")
+    table: Any = raw
+    for part in parts[:star]:
+        table = table.get(part) if isinstance(table, dict) else None
+    for name, value in (table or {}).items() if isinstance(table, dict) else ():
+        trial: dict[str, Any] = {name: value}
+        for part in reversed(parts[:star]):
+            trial = {part: trial}
+        try:
+            msgspec.convert(trial, Config)
+        except msgspec.ValidationError as exc:
+            found, found_message = split_validation_error(str(exc))
+            return found.replace("*", name, 1), found_message
+    return key, message
+
+
+def _locate(sources: dict[str, str], key: str, path: Any, lines: dict[str, int]) -> str:
+    """Where the value at `key` (or the nearest table around it) was set; for the file,
+    the line of the key itself, or of the nearest table header or key around it."""
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:end])
+        for name, source in sources.items():
+            if name == prefix or name.startswith(prefix + "."):
+                from_file = path is not None and source.startswith(f"{path}:")
+                return f"{path}:{line_of(lines, key)}" if from_file else source
+    return DEFAULT_SOURCE
+
+
+def _check_references(config: Config, where: Callable[[str], str]) -> None:
+    known = set(config.models) | {"echo"}
+    if config.routing.default not in known:
+        raise ConfigError(
+            "routing.default", f"no model named {config.routing.default!r}",
+            where("routing.default"),
+        )
+    for name in config.routing.fallback:
+        if name not in known:
+            raise ConfigError(
+                "routing.fallback", f"no model named {name!r}", where("routing.fallback")
+            )
+    for index, rule in enumerate(config.routing.rules):
+        if rule.model not in known:
+            key = f"routing.rules.{index}.model"
+            raise ConfigError(key, f"no model named {rule.model!r}", where("routing.rules"))
+
+
+def prompts_dir(settings: PromptSettings) -> Path:
+    return Path(settings.dir) if settings.dir else SHIPPED_PROMPTS

@@ -1,0 +1,260 @@
+"""The embedded store: one SQLite file in WAL mode, one group-commit writer, a few readers.
+
+Writes are functions in `writes.py` handed to the `GroupCommitWriter`; a method that writes
+returns only after the transaction holding its write has committed (with the configured
+`synchronous`, FULL by default). Queries are functions in `reads.py` run on a reader
+connection inside one snapshot. The schema comes from `migrations.py`, applied by `open()`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import aiosqlite
+
+from server.config.settings import StoreSettings
+from server.protocol import Conversation, Message
+from server.store.sqlite import imports, reads, writes
+from server.store.sqlite.accounts import AccountsMixin
+from server.store.base import Accepted, NewUserMessage, SearchHit, UserRecord
+from server.store.sqlite.connections import ReaderPool, connect, read_pragmas
+from server.store.sqlite.migrations import migrate
+from server.store.sqlite.writer import GroupCommitWriter, run_in_thread
+
+DEFAULT_READERS = 2
+DEFAULT_MARKS = ("**", "**")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class SqliteStore(AccountsMixin):
+    """The `Store` protocol on SQLite (see `server.store.base` for what each method promises)."""
+
+    def __init__(
+        self, path: str | Path, settings: StoreSettings, *, readers: int = DEFAULT_READERS
+    ) -> None:
+        self.path = Path(path)
+        self.settings = settings
+        self._reader_count = max(readers, 1)
+        self._writer: GroupCommitWriter | None = None
+        self._readers: ReaderPool | None = None
+        self._write_conn: aiosqlite.Connection | None = None
+        self.applied_migrations: list[int] = []  # versions the last open() applied
+
+    # ------------------------------------------------------------------------- lifecycle
+
+    async def open(self) -> None:
+        """Create the file and its folder if needed, migrate, start the writer and readers."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._write_conn = await connect(self.path, self.settings, readonly=False)
+            self.applied_migrations = await run_in_thread(self._write_conn, migrate)
+            # Readers open after the writer has switched the file to WAL.
+            self._readers = await self._open_readers()
+        except BaseException:
+            await self.close()
+            raise
+        self._writer = GroupCommitWriter(
+            self._write_conn,
+            window_ms=self.settings.group_commit_ms,
+            max_group=self.settings.group_commit_max,
+        )
+        self._writer.start()
+
+    async def _open_readers(self) -> ReaderPool:
+        conns: list[aiosqlite.Connection] = []
+        try:
+            for _ in range(self._reader_count):
+                conns.append(await connect(self.path, self.settings, readonly=True))
+        except BaseException:
+            for conn in conns:
+                await conn.close()
+            raise
+        return ReaderPool(conns)
+
+    async def close(self) -> None:
+        """Commit every write already submitted, then close all connections."""
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
+        if self._write_conn is not None:
+            await self._write_conn.close()
+            self._write_conn = None
+        if self._readers is not None:
+            await self._readers.close()
+            self._readers = None
+
+    @property
+    def writer(self) -> GroupCommitWriter:
+        """The group-commit writer (its `stats` count commits and group sizes)."""
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return self._writer
+
+    async def pragmas(self) -> dict[str, dict[str, Any]]:
+        """Effective pragmas of the writer connection and of a reader connection."""
+        if self._write_conn is None:
+            raise RuntimeError("store is not open")
+        return {
+            "writer": await run_in_thread(self._write_conn, read_pragmas),
+            "reader": await self._read(read_pragmas),
+        }
+
+    async def recover(self) -> int:
+        return await self.writer.submit(writes.recover)
+
+    async def ping(self) -> None:
+        await self._read(_select_one)
+
+    # ------------------------------------------------------------------------- users
+
+    async def ensure_user(self, user: UserRecord) -> None:
+        await self._write(writes.ensure_user, user)
+
+    async def get_user(self, user_id: str) -> UserRecord | None:
+        return await self._read(reads.get_user, user_id)
+
+    # ------------------------------------------------------------------------- conversations
+
+    async def accept_user_message(self, new: NewUserMessage) -> Accepted:
+        return await self._write(writes.accept_user_message, new)
+
+    async def get_conversation(self, user_id: str, conversation_id: str) -> Conversation:
+        return await self._read(reads.get_conversation, user_id, conversation_id)
+
+    async def list_conversations(
+        self, user_id: str, *, before: str | None, limit: int, query: str | None
+    ) -> tuple[list[Conversation], bool]:
+        return await self._read(
+            reads.list_conversations, user_id, before=before, limit=limit, query=query
+        )
+
+    async def update_conversation(
+        self, user_id: str, conversation_id: str, changes: dict[str, Any]
+    ) -> Conversation:
+        return await self._write(writes.update_conversation, user_id, conversation_id, changes)
+
+    async def delete_conversation(self, user_id: str, conversation_id: str) -> None:
+        await self._write(writes.delete_conversation, user_id, conversation_id)
+
+    # ------------------------------------------------------------------------- messages
+
+    async def history(
+        self, user_id: str, conversation_id: str, *, before: str | None, limit: int
+    ) -> tuple[list[Message], bool]:
+        return await self._read(reads.history, user_id, conversation_id, before=before, limit=limit)
+
+    async def context_messages(self, user_id: str, conversation_id: str) -> list[Message]:
+        return await self._read(reads.context_messages, user_id, conversation_id)
+
+    async def start_assistant_message(
+        self, user_id: str, conversation_id: str, turn_id: str, model: str
+    ) -> Message:
+        return await self._write(
+            writes.add_message,
+            user_id,
+            conversation_id,
+            role="assistant",
+            content=[],
+            turn_id=turn_id,
+            status="streaming",
+            model=model,
+        )
+
+    async def checkpoint_message(self, message_id: str, content: list[dict[str, Any]]) -> None:
+        await self._write(writes.checkpoint_message, message_id, content)
+
+    async def finish_message(
+        self,
+        message_id: str,
+        *,
+        content: list[dict[str, Any]],
+        status: str,
+        model: str | None = None,
+        usage: dict[str, int] | None = None,
+        cost: float | None = None,
+    ) -> Message:
+        return await self._write(
+            writes.finish_message,
+            message_id,
+            content=content,
+            status=status,
+            model=model,
+            usage=usage,
+            cost=cost,
+        )
+
+    async def add_message(
+        self,
+        user_id: str,
+        conversation_id: str,
+        *,
+        role: str,
+        content: list[dict[str, Any]],
+        turn_id: str | None = None,
+        status: str = "complete",
+    ) -> Message:
+        return await self._write(
+            writes.add_message,
+            user_id,
+            conversation_id,
+            role=role,
+            content=content,
+            turn_id=turn_id,
+            status=status,
+        )
+
+    async def import_conversation(
+        self, user_id: str, conversation: dict[str, Any], messages: list[dict[str, Any]]
+    ) -> str:
+        return await self._write(imports.import_conversation, user_id, conversation, messages)
+
+    async def turn_exists(self, user_id: str, turn_id: str) -> bool:
+        return await self._read(reads.turn_exists, user_id, turn_id)
+
+    async def search_messages(
+        self,
+        user_id: str,
+        query: str,
+        *,
+        conversation_id: str | None = None,
+        role: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 20,
+        marks: tuple[str, str] = DEFAULT_MARKS,
+    ) -> list[SearchHit]:
+        """See `Store.search_messages`; `marks` wrap each match in the snippet."""
+        return await self._read(
+            reads.search_messages,
+            user_id,
+            query,
+            conversation_id=conversation_id,
+            role=role,
+            since=since,
+            until=until,
+            limit=limit,
+            marks=marks,
+        )
+
+    # ------------------------------------------------------------------------- plumbing
+
+    async def _write(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return await self.writer.submit(lambda conn: fn(conn, *args, **kwargs))
+
+    async def _read(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        if self._readers is None:
+            raise RuntimeError("store is not open")
+        return await self._readers.read(lambda conn: fn(conn, *args, **kwargs))
+
+
+def _select_one(conn: sqlite3.Connection) -> None:
+    conn.execute("SELECT 1").fetchone()

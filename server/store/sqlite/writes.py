@@ -1,0 +1,306 @@
+"""Write operations: plain functions of a sqlite3 connection, run by the group-commit writer.
+
+Each runs inside its own savepoint of a larger transaction (see `writer.py`): raising undoes
+exactly what it did. Because there is one writer, a lookup followed by an insert in one
+operation is atomic; `accept_user_message` relies on that for idempotency.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from server.errors import BadRequest, NotFound
+from server.protocol import Conversation, Message
+from server.store import ids
+from server.store.base import Accepted, NewUserMessage, UserRecord
+from server.store.sqlite.rows import (
+    CONVERSATION_COLUMNS,
+    MESSAGE_COLUMNS,
+    dumps,
+    plain_text,
+    title_from,
+    to_conversation,
+    to_message,
+)
+
+STATUSES = frozenset({"complete", "streaming", "cancelled", "incomplete", "failed"})
+ROLES = frozenset({"user", "assistant", "tool"})
+CONVERSATION_FIELDS = frozenset({"title", "model", "template", "variables"})
+
+
+def ensure_user(conn: sqlite3.Connection, user: UserRecord) -> None:
+    conn.execute(
+        "INSERT INTO users (id, name, role, created_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role",
+        (user.id, user.name, user.role, ids.utc_now()),
+    )
+
+
+def accept_user_message(conn: sqlite3.Connection, new: NewUserMessage) -> Accepted:
+    """Store `new` once per (user, client_msg_id); a repeat returns the first one's ids."""
+    seen = conn.execute(
+        "SELECT id, conversation_id, turn_id FROM messages WHERE user_id = ? AND client_msg_id = ?",
+        (new.user_id, new.client_msg_id),
+    ).fetchone()
+    if seen is not None:
+        answer = conn.execute(
+            "SELECT id FROM messages WHERE user_id = ? AND turn_id = ? AND role = 'assistant'"
+            " ORDER BY seq LIMIT 1",
+            (new.user_id, seen["turn_id"]),
+        ).fetchone()
+        return Accepted(
+            conversation_id=seen["conversation_id"],
+            message_id=seen["id"],
+            turn_id=seen["turn_id"],
+            answer_id=answer["id"] if answer else "",
+            created=False,
+        )
+    now = ids.utc_now()
+    opened = new.conversation_id is None
+    if new.conversation_id is None:
+        conversation_id = _create_conversation(conn, new, now)
+    else:
+        conversation_id = new.conversation_id
+        _require_conversation(conn, new.user_id, conversation_id)
+    message_id, turn_id = ids.new_id(ids.MESSAGE), ids.new_id(ids.TURN)
+    content = [{"type": "text", "text": new.text}]
+    _insert_message(
+        conn,
+        message_id=message_id,
+        conversation_id=conversation_id,
+        user_id=new.user_id,
+        turn_id=turn_id,
+        role="user",
+        content=content,
+        status="complete",
+        client_msg_id=new.client_msg_id,
+        now=now,
+    )
+    answer_id = ids.new_id(ids.MESSAGE)
+    _insert_message(
+        conn,
+        message_id=answer_id,
+        conversation_id=conversation_id,
+        user_id=new.user_id,
+        turn_id=turn_id,
+        role="assistant",
+        content=[],
+        status="streaming",
+        now=now,
+    )
+    return Accepted(
+        conversation_id=conversation_id,
+        message_id=message_id,
+        turn_id=turn_id,
+        answer_id=answer_id,
+        created=True,
+        conversation_created=opened,
+    )
+
+
+def add_message(
+    conn: sqlite3.Connection,
+    user_id: str,
+    conversation_id: str,
+    *,
+    role: str,
+    content: list[dict[str, Any]],
+    turn_id: str | None,
+    status: str,
+    model: str | None = None,
+) -> Message:
+    """Append a message to a conversation the user owns; return it as stored."""
+    _check(role in ROLES, f"unknown role {role!r}")
+    _check(status in STATUSES, f"unknown status {status!r}")
+    _require_conversation(conn, user_id, conversation_id)
+    message_id = ids.new_id(ids.MESSAGE)
+    _insert_message(
+        conn,
+        message_id=message_id,
+        conversation_id=conversation_id,
+        user_id=user_id,
+        turn_id=turn_id,
+        role=role,
+        content=content,
+        status=status,
+        model=model,
+        now=ids.utc_now(),
+    )
+    return _message(conn, message_id)
+
+
+def checkpoint_message(
+    conn: sqlite3.Connection, message_id: str, content: list[dict[str, Any]]
+) -> None:
+    """Save partial content of a message that is still streaming.
+
+    A checkpoint that arrives after the message was finished (or recovered) changes nothing:
+    the final content must win over a late partial one.
+    """
+    updated = conn.execute(
+        "UPDATE messages SET content = ?, text = ? WHERE id = ? AND status = 'streaming'",
+        (dumps(content), plain_text(content), message_id),
+    ).rowcount
+    if not updated:
+        _message(conn, message_id)  # raises NotFound for an unknown id
+
+
+def finish_message(
+    conn: sqlite3.Connection,
+    message_id: str,
+    *,
+    content: list[dict[str, Any]],
+    status: str,
+    model: str | None,
+    usage: dict[str, int] | None,
+    cost: float | None,
+) -> Message:
+    """Store the final content and status (and model, usage, cost when given)."""
+    _check(status in STATUSES, f"unknown status {status!r}")
+    row = conn.execute(
+        "UPDATE messages SET content = ?, text = ?, status = ?, model = coalesce(?, model),"
+        " usage = coalesce(?, usage), cost = coalesce(?, cost)"
+        " WHERE id = ? RETURNING conversation_id",
+        (dumps(content), plain_text(content), status, model, dumps(usage), cost, message_id),
+    ).fetchone()
+    if row is None:
+        raise NotFound("message not found")
+    _touch(conn, row["conversation_id"], ids.utc_now())
+    return _message(conn, message_id)
+
+
+def update_conversation(
+    conn: sqlite3.Connection, user_id: str, conversation_id: str, changes: dict[str, Any]
+) -> Conversation:
+    """Apply `changes` (any of title, model, template, variables) and bump `updated_at`.
+
+    None clears model, template or variables; a None title is ignored (titles are required).
+    """
+    unknown = set(changes) - CONVERSATION_FIELDS
+    _check(not unknown, f"cannot change {', '.join(sorted(unknown))}")
+    _require_conversation(conn, user_id, conversation_id)
+    values = dict(changes)
+    if values.get("title", "") is None:
+        del values["title"]  # a title cannot be cleared; None means "leave it"
+    if "title" in values:
+        title = values["title"]
+        _check(isinstance(title, str) and title.strip() != "", "title must not be empty")
+        values["title"] = title.strip()
+    if "variables" in values:
+        values["variables"] = dumps(values["variables"])
+    # Column names come from CONVERSATION_FIELDS only, never from the caller's text.
+    assignments = "".join(f"{name} = ?, " for name in values)
+    conn.execute(
+        f"UPDATE conversations SET {assignments}updated_at = max(updated_at, ?) WHERE id = ?",
+        (*values.values(), ids.utc_now(), conversation_id),
+    )
+    return _conversation(conn, conversation_id)
+
+
+def delete_conversation(conn: sqlite3.Connection, user_id: str, conversation_id: str) -> None:
+    """Delete the conversation and (by cascade) its messages and their search entries."""
+    deleted = conn.execute(
+        "DELETE FROM conversations WHERE id = ? AND user_id = ?", (conversation_id, user_id)
+    ).rowcount
+    if not deleted:
+        raise NotFound("conversation not found")
+
+
+def recover(conn: sqlite3.Connection) -> int:
+    return conn.execute(
+        "UPDATE messages SET status = 'incomplete' WHERE status = 'streaming'"
+    ).rowcount
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _create_conversation(conn: sqlite3.Connection, new: NewUserMessage, now: str) -> str:
+    conversation_id = ids.new_id(ids.CONVERSATION)
+    conn.execute(
+        "INSERT INTO conversations (id, user_id, title, model, template, variables,"
+        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            conversation_id,
+            new.user_id,
+            title_from(new.text),
+            new.model,
+            new.template,
+            dumps(new.variables),
+            now,
+            now,
+        ),
+    )
+    return conversation_id
+
+
+def _insert_message(
+    conn: sqlite3.Connection,
+    *,
+    message_id: str,
+    conversation_id: str,
+    user_id: str,
+    turn_id: str | None,
+    role: str,
+    content: list[dict[str, Any]],
+    status: str,
+    now: str,
+    model: str | None = None,
+    client_msg_id: str | None = None,
+) -> None:
+    conn.execute(
+        "INSERT INTO messages (id, conversation_id, user_id, turn_id, role, content, text,"
+        " status, model, client_msg_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            message_id,
+            conversation_id,
+            user_id,
+            turn_id,
+            role,
+            dumps(content),
+            plain_text(content),
+            status,
+            model,
+            client_msg_id,
+            now,
+        ),
+    )
+    _touch(conn, conversation_id, now)
+
+
+def _touch(conn: sqlite3.Connection, conversation_id: str, now: str) -> None:
+    # max(): a clock stepping backwards must not move a conversation down the list.
+    conn.execute(
+        "UPDATE conversations SET updated_at = max(updated_at, ?) WHERE id = ?",
+        (now, conversation_id),
+    )
+
+
+def _require_conversation(conn: sqlite3.Connection, user_id: str, conversation_id: str) -> None:
+    row = conn.execute(
+        "SELECT 1 FROM conversations WHERE id = ? AND user_id = ?", (conversation_id, user_id)
+    ).fetchone()
+    if row is None:
+        raise NotFound("conversation not found")
+
+
+def _message(conn: sqlite3.Connection, message_id: str) -> Message:
+    row = conn.execute(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound("message not found")
+    return to_message(row)
+
+
+def _conversation(conn: sqlite3.Connection, conversation_id: str) -> Conversation:
+    row = conn.execute(
+        f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?", (conversation_id,)
+    ).fetchone()
+    return to_conversation(row)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise BadRequest(message)

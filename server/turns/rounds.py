@@ -1,0 +1,159 @@
+"""Rounds of one turn: the model streams, the tools it asked for run, their results go back
+to the model, until it answers without tools or `tools.max_rounds` is reached.
+
+Every delta is published as it arrives and kept in the turn's transcript, which is what gets
+stored: so a cancelled answer stores exactly the deltas already sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from server import protocol
+from server.config.settings import Config
+from server.models.base import ChatMessage, Finish, ModelRequest, TextDelta, ToolUse, Usage
+from server.models.selector import Selection, Selector
+from server.store.base import Store
+from server.tools.executor import ToolExecutor, new_call_id
+from server.turns.state import RunningTurn, TurnOutcome
+
+Publish = Callable[[RunningTurn, protocol.Event], None]
+
+
+class RoundRunner:
+    def __init__(self, *, config: Config, selector: Selector, tools: ToolExecutor, publish: Publish):
+        self.config = config
+        self.selector = selector
+        self.tools = tools
+        self._publish = publish
+
+    async def run(
+        self,
+        turn: RunningTurn,
+        request: ModelRequest,
+        model: str,
+        selection: Selection,
+        outcome: TurnOutcome,
+        checkpoints: Checkpointer,
+    ) -> None:
+        """Model, then the tools it asked for, then the model again with their results, up
+        to `tools.max_rounds` rounds of tools."""
+        deadline = time.monotonic() + self.config.turns.deadline_s
+        messages = list(request.messages)
+        max_rounds = self.config.tools.max_rounds
+        for round_number in range(max_rounds + 1):
+            round_request = msgspec.structs.replace(request, messages=messages)
+            calls = await self._stream_round(turn, model, round_request, selection, outcome, checkpoints, deadline)
+            if not calls:
+                return
+            if round_number == max_rounds:
+                for call in calls:
+                    turn.transcript.add_block(_not_run(call, f"tools.max_rounds ({max_rounds}) reached"))
+                outcome.stop_reason = "max_tool_rounds"
+                return
+            results = await self._run_tools(turn, calls)
+            messages += [ChatMessage("assistant", _round_blocks(turn)), ChatMessage("user", results)]
+
+    async def _stream_round(
+        self,
+        turn: RunningTurn,
+        model: str,
+        request: ModelRequest,
+        selection: Selection,
+        outcome: TurnOutcome,
+        checkpoints: Checkpointer,
+        deadline: float,
+    ) -> list[dict[str, Any]]:
+        """One model call; returns the tool calls it made (with our own call ids)."""
+        turn_id = turn.request.turn_id
+        calls: list[dict[str, Any]] = []
+        turn.round_start = len(turn.transcript.content())
+        stream = self.selector.stream(model, request, selection, deadline=deadline)
+        # aclosing: a cancel landing between two events still closes the upstream call.
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                if turn.first_token_at is None and isinstance(event, TextDelta | ToolUse):
+                    turn.first_token_at = time.monotonic()
+                match event:
+                    case TextDelta(text=text) if text:
+                        turn.transcript.add_text(text)
+                        self._publish(turn, protocol.Delta(turn_id=turn_id, text=text))
+                        checkpoints.maybe()
+                    case ToolUse(name=name, input=args):
+                        call = {"type": "tool_use", "id": new_call_id(), "name": name, "input": args}
+                        turn.transcript.add_block(call)
+                        calls.append(call)
+                    case Usage():
+                        outcome.usage = Usage(
+                            outcome.usage.input_tokens + event.input_tokens,
+                            outcome.usage.output_tokens + event.output_tokens,
+                        )
+                    case Finish(stop_reason=reason):
+                        outcome.stop_reason = reason
+        return calls
+
+    async def _run_tools(self, turn: RunningTurn, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Run one round's calls concurrently; each result goes to the clients as it lands."""
+        request = turn.request
+
+        async def run(call: dict[str, Any]) -> dict[str, Any]:
+            call_id = call["id"]
+
+            def announce(needs_approval: bool) -> None:
+                self._publish(turn, protocol.ToolCallEvent(
+                    turn_id=request.turn_id, call_id=call_id, name=call["name"],
+                    args=call["input"], needs_approval=needs_approval,
+                ))
+
+            outcome = await self.tools.call_for_model(
+                request.user, request.conversation_id, call_id, call["name"], call["input"], announce
+            )
+            self._publish(turn, protocol.ToolOutput(
+                turn_id=request.turn_id, call_id=call_id, ok=outcome.ok,
+                result=outcome.result, error=outcome.error,
+            ))
+            return outcome.as_block(call_id)
+
+        results = await asyncio.gather(*(run(call) for call in calls))
+        for block in results:
+            turn.transcript.add_block(block)
+        return list(results)
+
+
+class Checkpointer:
+    """Saves the partial answer about once every `interval_s`, off the streaming path."""
+
+    def __init__(self, store: Store, turn: RunningTurn, interval_s: float):
+        self.store = store
+        self.turn = turn
+        self.interval_s = interval_s
+        self.last = time.monotonic()
+        self.pending: asyncio.Task[Any] | None = None
+
+    def maybe(self) -> None:
+        now = time.monotonic()
+        if now - self.last < self.interval_s or (self.pending and not self.pending.done()):
+            return
+        self.last = now
+        content = self.turn.transcript.content()
+        self.pending = asyncio.create_task(self.store.checkpoint_message(self.turn.message_id, content))
+
+    async def settle(self) -> None:
+        """Wait for a checkpoint in flight, so that it cannot land after the final write."""
+        if self.pending is not None:
+            await asyncio.gather(self.pending, return_exceptions=True)
+
+
+def _round_blocks(turn: RunningTurn) -> list[dict[str, Any]]:
+    """What the model said in the round that just ended: its text and its tool calls."""
+    return [b for b in turn.transcript.content()[turn.round_start:] if b.get("type") != "tool_result"]
+
+
+def _not_run(call: dict[str, Any], reason: str) -> dict[str, Any]:
+    return {"type": "tool_result", "tool_use_id": call["id"], "content": f"error: not run: {reason}", "is_error": True}

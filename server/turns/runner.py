@@ -1,0 +1,309 @@
+"""The turn runner: from a committed user message to a committed answer, streamed as events.
+
+This module is a turn's life: queued behind the conversation's running turn, started,
+cancelled, drained at shutdown, finished and committed. The model and tool rounds inside
+it are `server.turns.rounds`; the turn's state is `server.turns.state`.
+
+A turn runs as its own task, independent of any socket: a client that disconnects finds the
+turn finished (or still running) when it resumes. One turn runs at a time per conversation;
+later turns wait their turn (or are refused, with `turns.concurrent = "reject"`).
+
+The stored text of a cancelled answer is exactly the deltas already published, because the
+text is accumulated from what was published and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import structlog
+
+from server import protocol
+from server.config.settings import Config
+from server.turns.history_budget import build_context, estimate_tokens
+from server.errors import ChinwagError, Conflict, Internal, NotFound, Timeout
+from server.sessions.fanout import Fanout
+from server.observability.metrics import Metrics
+from server.models.base import ModelRequest, ToolSpec
+from server.models.selector import Selection, Selector
+from server.prompts import PromptLibrary
+from server.turns.rounds import Checkpointer, RoundRunner
+from server.store.base import Store
+from server.tools.executor import ToolExecutor
+from server.turns.state import RunningTurn, TurnOutcome, TurnRequest
+
+log = structlog.get_logger("chinwag.turns")
+
+# Messages read per page when loading a turn's history.
+HISTORY_PAGE = 100
+
+
+class TurnRunner:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        store: Store,
+        selector: Selector,
+        prompts: PromptLibrary,
+        fanout: Fanout,
+        tools: ToolExecutor,
+        metrics: Metrics | None = None,
+    ):
+        self.config = config
+        self.store = store
+        self.selector = selector
+        self.prompts = prompts
+        self.fanout = fanout
+        self.tools = tools
+        self.metrics = metrics or Metrics()
+        self.rounds = RoundRunner(config=config, selector=selector, tools=tools, publish=self._publish)
+        self.running: dict[str, RunningTurn] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- control ------------------------------------------------------------------------
+
+    def check_accepts(self, conversation_id: str | None) -> None:
+        """Under the "reject" policy, refuse a send to a conversation with a turn running."""
+        if self.config.turns.concurrent != "reject" or not conversation_id:
+            return
+        if any(t.request.conversation_id == conversation_id for t in self.running.values()):
+            raise Conflict("a turn is already running in this conversation")
+
+    def start(self, request: TurnRequest) -> RunningTurn:
+        turn = RunningTurn(request)
+        self.running[request.turn_id] = turn
+        turn.task = asyncio.create_task(self._run(turn), name=f"turn {request.turn_id}")
+        return turn
+
+    async def cancel(self, user_id: str, turn_id: str) -> None:
+        """Stop a running turn of this user. An ended turn is fine; an unknown one is not."""
+        turn = self.running.get(turn_id)
+        if turn is None or turn.request.user.id != user_id:
+            if await self.store.turn_exists(user_id, turn_id):
+                return
+            raise NotFound("turn not found")
+        if turn.task is not None and turn.cancel_reason is None and not turn.finishing:
+            turn.cancel_reason = "cancel"
+            turn.task.cancel()
+
+    async def drain(self, grace_s: float) -> None:
+        """Shutdown: let running turns finish for `grace_s`, then stop and checkpoint them."""
+        tasks = [t.task for t in self.running.values() if t.task is not None]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace_s)
+        for turn in list(self.running.values()):
+            # A turn already stopping (user cancel) or committing its answer ends by itself.
+            if turn.task in pending and turn.cancel_reason is None and not turn.finishing:
+                turn.cancel_reason = "shutdown"
+                turn.task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+
+    # -- one turn ------------------------------------------------------------------------
+
+    def _lock(self, conversation_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(conversation_id, asyncio.Lock())
+
+    async def _run(self, turn: RunningTurn) -> None:
+        request = turn.request
+        lock = self._lock(request.conversation_id)
+        with structlog.contextvars.bound_contextvars(
+            turn_id=request.turn_id,
+            conversation_id=request.conversation_id,
+            user_id=request.user.id,
+        ):
+            try:
+                async with lock:
+                    await self._execute(turn)
+            except asyncio.CancelledError:
+                if not turn.announced:  # cancelled while queued behind another turn
+                    await self._finish_unstarted(turn, TurnOutcome(status="cancelled", stored_status="cancelled"))
+            except Exception as exc:
+                error = exc if isinstance(exc, ChinwagError) else Internal("internal error")
+                if not isinstance(exc, ChinwagError):
+                    log.exception("turn_crashed")
+                if not turn.announced:  # failed before it could start: say so, and store it
+                    outcome = TurnOutcome(status="failed", stored_status="failed")
+                    self._fail(turn, outcome, error)
+                    await self._finish_unstarted(turn, outcome)
+            finally:
+                self.running.pop(request.turn_id, None)
+                if not lock.locked() and not lock._waiters:  # type: ignore[attr-defined]
+                    self._locks.pop(request.conversation_id, None)
+
+    async def _execute(self, turn: RunningTurn) -> None:
+        request = turn.request
+        started = turn.started_at = time.monotonic()
+        conversation = await self.store.get_conversation(request.user.id, request.conversation_id)
+        template_name = (
+            request.template or conversation.template or self.config.prompts.default_template
+        )
+        template = self.prompts.get(template_name)
+        model = self.selector.choose(
+            explicit=request.model,
+            conversation=conversation.model,
+            template_hint=template.meta.model,
+            template=template_name,
+            role=request.user.role,
+            chars=request.chars,
+        )
+        self._announce(turn, model, template_name)
+        selection = Selection(model=model)
+        outcome = await self._stream_answer(turn, conversation, template_name, model, selection)
+        await self._finish(turn, outcome, selection)
+        log.info(
+            "turn_completed",
+            status=outcome.status,
+            model=selection.model,
+            fallback_from=selection.fallback_from,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+            input_tokens=outcome.usage.input_tokens,
+            output_tokens=outcome.usage.output_tokens,
+        )
+
+    async def _stream_answer(
+        self,
+        turn: RunningTurn,
+        conversation: protocol.Conversation,
+        template_name: str,
+        model: str,
+        selection: Selection,
+    ) -> TurnOutcome:
+        outcome = TurnOutcome()
+        checkpoints = Checkpointer(self.store, turn, self.config.turns.checkpoint_s)
+        try:
+            async with asyncio.timeout(self.config.turns.deadline_s):
+                request = await self._model_request(turn, conversation, template_name, model)
+                await self.rounds.run(turn, request, model, selection, outcome, checkpoints)
+        except asyncio.CancelledError:
+            outcome.status = "cancelled"
+            outcome.stored_status = "cancelled" if turn.cancel_reason == "cancel" else "incomplete"
+        except TimeoutError:
+            self._fail(turn, outcome, Timeout("the turn ran past its deadline"))
+        except ChinwagError as exc:
+            self._fail(turn, outcome, exc)
+        except Exception as exc:
+            log.exception("turn_failed_unexpectedly")
+            self._fail(turn, outcome, Internal(f"internal error: {type(exc).__name__}"))
+        turn.finishing = True
+        await checkpoints.settle()
+        return outcome
+
+    async def _model_request(
+        self, turn: RunningTurn, conversation: protocol.Conversation, template_name: str, model: str
+    ) -> ModelRequest:
+        request = turn.request
+        settings = self.selector.settings(model)
+        template = self.prompts.get(template_name)
+        offered = self.tools.available(request.user.role, only=template.meta.tools)
+        # Variables: template defaults < conversation < turn; user text, titles and
+        # variables are values in the render context, never template source.
+        system = self.prompts.render_system(
+            template_name,
+            server_name=self.config.server.name,
+            user=request.user,
+            conversation=conversation,
+            model=model,
+            tools=offered,
+            conversation_variables=conversation.variables,
+            turn_variables=request.variables,
+            now=datetime.now(UTC),
+        )
+        budget = max(settings.context_window - settings.max_output_tokens - estimate_tokens(system), 0)
+        window = build_context(await self._history_within(turn, budget), budget=budget)
+        if window.dropped:
+            log.info(
+                "context_trimmed", dropped=window.dropped, kept=len(window.messages),
+                dropped_tokens=window.dropped_tokens, budget=budget,
+            )
+        window.require_some()
+        return ModelRequest(
+            system=system,
+            messages=window.messages,
+            tools=[ToolSpec(t.name, t.description, t.input_schema) for t in offered],
+            max_tokens=settings.max_output_tokens,
+        )
+
+    async def _history_within(self, turn: RunningTurn, budget: int) -> list[protocol.Message]:
+        """The messages before this turn's answer, read newest page first until they are
+        more than the budget can hold: a long conversation is not read whole every turn.
+        Only what came before the answer: sends queued behind this turn are not part of it."""
+        request = turn.request
+        history: list[protocol.Message] = []
+        before: str | None = turn.message_id
+        tokens = 0
+        while True:
+            page, has_more = await self.store.history(
+                request.user.id, request.conversation_id, before=before, limit=HISTORY_PAGE
+            )
+            history = page + history
+            tokens += sum(estimate_tokens(message.content) for message in page)
+            if not has_more or not page or tokens > budget:
+                return history
+            before = page[0].id
+
+    def _fail(self, turn: RunningTurn, outcome: TurnOutcome, error: ChinwagError) -> None:
+        outcome.status = "failed"
+        outcome.stored_status = "incomplete" if turn.transcript else "failed"
+        outcome.error = error
+        log.warning("turn_failed", code=error.code, error=error.message)
+
+    async def _finish(self, turn: RunningTurn, outcome: TurnOutcome, selection: Selection) -> None:
+        """Commit the answer, then tell the clients: `turn.completed` follows the commit."""
+        request = turn.request
+        content = turn.transcript.content()
+        usage = {"input_tokens": outcome.usage.input_tokens, "output_tokens": outcome.usage.output_tokens}
+        cost = self.selector.cost(selection.model, outcome.usage)
+        self.metrics.turn_ended(
+            selection.model, outcome.status, outcome.usage, cost=cost,
+            started=turn.started_at, first_token=turn.first_token_at,
+        )
+        await self.store.finish_message(
+            turn.message_id,
+            content=content,
+            status=outcome.stored_status,
+            model=selection.model,
+            usage=usage,
+            cost=cost,
+        )
+        error = outcome.error
+        self._publish(turn, protocol.TurnCompleted(
+            turn_id=request.turn_id,
+            conversation_id=request.conversation_id,
+            message_id=turn.message_id,
+            status=outcome.status,  # type: ignore[arg-type]
+            stop_reason=outcome.stop_reason,
+            model=selection.model,
+            fallback_from=selection.fallback_from,
+            usage=protocol.TurnUsage(**usage),
+            error=protocol.TurnError(code=error.code, message=error.message) if error else None,
+        ))
+
+    async def _finish_unstarted(self, turn: RunningTurn, outcome: TurnOutcome) -> None:
+        """A turn cancelled or failed before it began still ends with a stored answer and
+        `turn.completed`, so that no client waits for a turn that will never come."""
+        request = turn.request
+        model = request.model or self.config.routing.default
+        self._announce(turn, model, request.template or self.config.prompts.default_template)
+        await self._finish(turn, outcome, Selection(model=model))
+
+    def _announce(self, turn: RunningTurn, model: str, template: str) -> None:
+        request = turn.request
+        turn.announced = True
+        self._publish(turn, protocol.TurnStarted(
+            turn_id=request.turn_id,
+            conversation_id=request.conversation_id,
+            message_id=turn.message_id,
+            model=model,
+            template=template,
+        ))
+
+    def _publish(self, turn: RunningTurn, event: protocol.Event) -> None:
+        request = turn.request
+        self.fanout.turn_event(request.user.id, request.conversation_id, event)
+
+

@@ -1,0 +1,48 @@
+"""The state of one turn, shared by the turn runner and its rounds."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+
+from server.errors import ChinwagError
+from server.models.base import Usage
+from server.store.base import UserRecord
+from server.turns.transcript import Transcript
+
+
+class TurnRequest(msgspec.Struct, kw_only=True):
+    turn_id: str
+    answer_id: str  # the assistant message reserved with the user message
+    chars: int = 0  # length of the user's text, for routing rules
+    user: UserRecord
+    conversation_id: str
+    model: str | None = None
+    template: str | None = None
+    variables: dict[str, str] | None = None
+
+
+class RunningTurn:
+    def __init__(self, request: TurnRequest):
+        self.request = request
+        self.task: asyncio.Task[None] | None = None
+        self.transcript = Transcript()
+        self.message_id = request.answer_id
+        self.announced = False  # turn.started has been published
+        self.round_start = 0  # where the current model round's blocks begin
+        # Why the task was cancelled: "cancel" (the user's stop) or "shutdown".
+        self.cancel_reason: str | None = None
+        # The stream is over and the answer is being committed: a cancel must not cut that
+        # (the message would stay "streaming" and no turn.completed would follow).
+        self.finishing = False
+        self.started_at: float | None = None  # time.monotonic(), for metrics
+        self.first_token_at: float | None = None
+
+
+class TurnOutcome(msgspec.Struct, kw_only=True):
+    status: str = "complete"  # wire status: complete | cancelled | failed
+    stored_status: str = "complete"  # message status: also "incomplete"
+    stop_reason: str | None = None
+    usage: Usage = Usage()
+    error: ChinwagError | None = None
