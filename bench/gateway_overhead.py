@@ -17,7 +17,15 @@ import sys
 import time
 
 from bench import lean
-from bench.harness import Context, Row, ServerProcess, alternate, chinwag_server, compare, percentile
+from bench.harness import (
+    Context,
+    Row,
+    ServerProcess,
+    alternate,
+    chinwag_server,
+    compare,
+    percentile,
+)
 from bench.turn_overhead import ChinwagTurns
 
 NAME = "gateway_overhead"

@@ -172,7 +172,7 @@ def provision_users(db: Path, count: int) -> list[str]:
     other's messages (other tabs), which is not the load of many independent clients."""
     import asyncio
 
-    from server.auth.identity import new_api_key
+    from server.auth.keys import new_api_key
     from server.config.settings import StoreSettings
     from server.store.sqlite.store import SqliteStore
 

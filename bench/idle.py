@@ -15,7 +15,17 @@ import asyncio
 import time
 
 from bench import lean
-from bench.harness import Context, Row, ServerProcess, alternate, bare_server, chinwag_server, compare, hello, raise_nofile
+from bench.harness import (
+    Context,
+    Row,
+    ServerProcess,
+    alternate,
+    bare_server,
+    chinwag_server,
+    compare,
+    hello,
+    raise_nofile,
+)
 
 NAME = "idle_connections"
 HELLO = b'{"type":"hello","ref":0}'

@@ -19,7 +19,17 @@ import time
 import msgspec
 
 from bench import lean
-from bench.harness import Context, Row, ServerProcess, alternate, bare_server, chinwag_server, compare, hello, percentile
+from bench.harness import (
+    Context,
+    Row,
+    ServerProcess,
+    alternate,
+    bare_server,
+    chinwag_server,
+    compare,
+    hello,
+    percentile,
+)
 
 NAME = "token_relay"
 STREAMS = 20

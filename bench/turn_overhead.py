@@ -21,7 +21,17 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 from bench import lean
-from bench.harness import Context, Row, ServerProcess, alternate, bare_server, chinwag_server, compare, hello, percentile
+from bench.harness import (
+    Context,
+    Row,
+    ServerProcess,
+    alternate,
+    bare_server,
+    chinwag_server,
+    compare,
+    hello,
+    percentile,
+)
 
 NAME = "turn_overhead"
 TURNS_PER_CONVERSATION = 10

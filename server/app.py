@@ -19,15 +19,15 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from server.http import export_route as http_api, security
-from server.observability import metrics, logs as observability
 from server import protocol
 from server.auth import revocation
 from server.auth.identity import Authenticator
 from server.config.settings import Config
 from server.gateway.connection import websocket_endpoint
+from server.http import export_route, security
 from server.models import close_providers
 from server.models.base import Provider
+from server.observability import health, metrics
 from server.runtime import Runtime
 from server.store.base import Store
 from server.store.sqlite.store import SqliteStore
@@ -89,7 +89,7 @@ def create_app(
             Route("/readyz", _readyz, methods=["GET"]),
             Route("/metrics", _metrics, methods=["GET"]),
             WebSocketRoute("/ws", websocket_endpoint),
-            *http_api.routes,
+            *export_route.routes,
             Mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static"),
         ],
         lifespan=lifespan,
@@ -135,7 +135,7 @@ async def _healthz(request: Request) -> Response:
 
 
 async def _readyz(request: Request) -> Response:
-    problems = await observability.readiness_problems(request.app.state.runtime)
+    problems = await health.readiness_problems(request.app.state.runtime)
     if problems:
         return JSONResponse({"status": "unready", "problems": problems}, status_code=503)
     return JSONResponse({"status": "ready"})
@@ -143,5 +143,5 @@ async def _readyz(request: Request) -> Response:
 
 async def _metrics(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
-    runtime.metrics.ready.set(0 if await observability.readiness_problems(runtime) else 1)
+    runtime.metrics.ready.set(0 if await health.readiness_problems(runtime) else 1)
     return Response(runtime.metrics.exposition(), media_type=metrics.CONTENT_TYPE)

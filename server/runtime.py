@@ -10,21 +10,23 @@ import time
 
 from prometheus_client import CollectorRegistry
 
-from server.observability import audit, logs as observability
-from server.auth.identity import Authenticator, CookieSigner, StoreAuthenticator, load_secret
-from server.config.settings import Config, prompts_dir
+from server.auth.cookies import CookieSigner, load_secret
+from server.auth.identity import Authenticator, StoreAuthenticator
 from server.config.changes import keep_restart_settings
+from server.config.settings import Config, prompts_dir
 from server.errors import ConfigError
-from server.sessions.fanout import Fanout
-from server.limits import TurnGuard
 from server.observability.metrics import Metrics
 from server.models import build_providers
 from server.models.base import Provider
 from server.models.selector import Selector
+from server.observability import audit, logs
 from server.prompts import PromptLibrary
+from server.sessions.fanout import Fanout
 from server.sessions.registry import SessionRegistry
 from server.store.base import Store
+from server.tools.audited import AuditedToolExecutor
 from server.tools.registry import ToolRegistry
+from server.turns.guard import TurnGuard
 from server.turns.runner import TurnRunner
 
 
@@ -44,7 +46,7 @@ class Runtime:
         self.draining = False
         self.bound_port: int | None = None  # set once the server listens
         self.metrics = Metrics(registry)  # its own registry unless given one
-        observability.set_content_logging(config.log.content)
+        logs.set_content_logging(config.log.content)
         # The cookie-signing secret is loaded when first needed (see `auth.load_secret`).
         self.signer = CookieSigner(lambda: load_secret(self.config))
         self.authenticator = authenticator or StoreAuthenticator(store, lambda: self.config, self.signer)
@@ -55,7 +57,7 @@ class Runtime:
         )
         self.fanout = Fanout(self.sessions)
         self.tool_registry = load_tools(config)
-        self.tools = audit.AuditedToolExecutor(self.tool_registry, self)
+        self.tools = AuditedToolExecutor(self.tool_registry, self)
         self.turns = TurnRunner(
             config=config,
             store=store,
@@ -85,7 +87,7 @@ class Runtime:
         # the whole change; each assignment is atomic for the single event loop.
         audit.config_changed(self, self.config, merged)
         self.config = merged
-        observability.set_content_logging(merged.log.content)
+        logs.set_content_logging(merged.log.content)
         self.selector.config = merged
         self.turns.config = merged
         self.sessions.ttl_s = merged.session.ttl_s  # applies to sessions from now on

@@ -89,7 +89,7 @@ class DrainingServer(uvicorn.Server):
 
 def serve(config: Config) -> None:
     from server.app import begin_drain, create_app
-    from server.auth.identity import check_binding
+    from server.auth.binding import check_binding
     from server.observability.logs import configure_logging
 
     check_binding(config)  # ConfigError (exit code 2) beyond loopback without authentication

@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from server.auth.passwords import hash_password, verify_password
+from server.http.rate_limits import address_key, client_address, login_limit
 from server.observability import audit
-from server.auth.identity import hash_password, verify_password
-from server.limits import address_key, client_address, login_limit
 
 if TYPE_CHECKING:
     from server.runtime import Runtime

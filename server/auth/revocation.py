@@ -17,7 +17,7 @@ from server.auth.login import CLOSE_LOGGED_OUT
 
 if TYPE_CHECKING:
     from server.runtime import Runtime
-    from server.sessions.registry import Session
+    from server.sessions.session import Session
 
 log = structlog.get_logger("chinwag.revocation")
 

@@ -14,10 +14,12 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from server.observability import audit
-from server.auth.identity import ROLES, hash_password, new_api_key
+from server.auth.identity import ROLES
+from server.auth.keys import new_api_key
+from server.auth.passwords import hash_password
 from server.config.settings import Config
 from server.errors import ChinwagError
+from server.observability import audit
 from server.store.base import Store
 from server.store.sqlite.store import SqliteStore
 

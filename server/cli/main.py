@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 
 from server import __version__, protocol
-from server.cli import accounts as admin_cli, data as cli_data
+from server.cli import accounts, data
 from server.config.settings import Config, Resolved, resolve_config
 from server.errors import ConfigError
 
@@ -45,8 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=_schema)
 
     _add_config_commands(commands)
-    cli_data.add_commands(commands, _add_config_options)
-    admin_cli.add_account_commands(commands, _add_config_options)
+    data.add_commands(commands, _add_config_options)
+    accounts.add_account_commands(commands, _add_config_options)
     return parser
 
 

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 import structlog
 import watchfiles
 
-from server.config.settings import config_origin, resolve_config
 from server.config.changes import changed_keys
+from server.config.settings import config_origin, resolve_config
 from server.errors import ConfigError
 from server.prompts import SUFFIX, PromptError
 

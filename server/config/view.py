@@ -9,8 +9,8 @@ import json
 import os
 import re
 
-from server.config.settings import Config, Resolved
 from server.config.changes import flatten
+from server.config.settings import Config, Resolved
 
 # A setting whose name says it may hold a secret is never printed. `api_key_env` names an
 # environment variable (not a secret): it is shown, with whether that variable is set, and

@@ -17,10 +17,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from server import __version__, protocol
 from server.errors import BadRequest, ChinwagError, Unauthorized
 from server.gateway.dispatch import FrameHandler
+from server.gateway.frame_windows import SlidingWindow
 from server.gateway.outbound import Outbound
 from server.runtime import Runtime
-from server.sessions.registry import Session
-from server.gateway.frame_windows import SlidingWindow
+from server.sessions.session import Session
 
 log = structlog.get_logger("chinwag.gateway")
 

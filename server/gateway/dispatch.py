@@ -13,7 +13,7 @@ from typing import Any
 from server import protocol
 from server.errors import BadRequest, TooLarge
 from server.runtime import Runtime
-from server.sessions.registry import Session
+from server.sessions.session import Session
 from server.store.base import NewUserMessage
 from server.turns.state import TurnRequest
 

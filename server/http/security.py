@@ -85,7 +85,7 @@ def install(app: Starlette, runtime: Runtime) -> None:
     Called by `create_app` once its routes exist. Middleware order, outermost first:
     origin check and headers, then rate limits, then the routes."""
     from server.auth import login
-    from server.limits import build_http_limiter, rate_limited_response
+    from server.http.rate_limits import build_http_limiter, rate_limited_response
 
     limiter = build_http_limiter(runtime)
     app.state.limiter = limiter

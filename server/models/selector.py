@@ -37,9 +37,9 @@ import msgspec
 
 from server.config.settings import ECHO_MODEL, Config, ModelSettings
 from server.errors import BadRequest, ChinwagError, ModelUnavailable, Timeout
-from server.observability.metrics import Metrics
 from server.models.base import ModelEvent, ModelRequest, Provider, ProviderError, Usage
 from server.models.breaker import CircuitBreaker, backoff_delay
+from server.observability.metrics import Metrics
 
 
 class Selection(msgspec.Struct):

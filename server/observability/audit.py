@@ -9,17 +9,14 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 import structlog
 
-from server.config.settings import Config
 from server.config.changes import changed_keys
-from server.store.base import AuditEntry, Store, UserRecord
-from server.tools.executor import ToolExecutor, ToolOutcome
+from server.config.settings import Config
+from server.store.base import AuditEntry, Store
 
 if TYPE_CHECKING:
     from server.runtime import Runtime
-    from server.tools.decorator import ToolHandler
 
 log = structlog.get_logger("chinwag.audit")
 
@@ -63,31 +60,3 @@ def config_changed(runtime: Runtime, old: Config, new: Config) -> None:
             log.info("audit", action="config_changed", details={"keys": keys})
 
 
-class AuditedToolExecutor(ToolExecutor):
-    """The tool executor, also auditing every call of a tool whose policy is `ask` (the
-    tools that change things) once it has run."""
-
-    async def _run(
-        self,
-        handler: ToolHandler,
-        arguments: msgspec.Struct,
-        user: UserRecord,
-        conversation_id: str | None,
-        call_id: str,
-    ) -> ToolOutcome:
-        outcome = await super()._run(handler, arguments, user, conversation_id, call_id)
-        if self.policy_for(handler, user.role) == "ask":
-            args = msgspec.json.encode(arguments).decode()
-            await record(
-                self.runtime.store,
-                "tool_call",
-                actor_id=user.id,
-                target=handler.name,
-                details={
-                    "call_id": call_id,
-                    "conversation_id": conversation_id,
-                    "ok": outcome.ok,
-                    "args": args[:MAX_ARGS_CHARS],
-                },
-            )
-        return outcome

@@ -16,7 +16,6 @@ Metrics live in `server.observability.metrics`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from collections.abc import Mapping
@@ -28,7 +27,7 @@ from structlog.typing import EventDict, Processor
 from server.config.settings import LogSettings
 
 if TYPE_CHECKING:
-    from server.runtime import Runtime
+    pass
 
 # Keys whose values are secrets: masked always, even with `log.content = true`.
 SECRET_KEYS = frozenset({
@@ -46,10 +45,6 @@ CONTENT_KEYS = frozenset({
 SECRET_MASK = "<secret>"
 CONTENT_MASK = "<hidden>"
 _MAX_DEPTH = 6
-
-# How long /readyz waits for the store: a store that cannot answer a trivial query this
-# fast is not one to send traffic to, and the probe itself must answer well under 100 ms.
-STORE_PING_TIMEOUT_S = 0.05
 
 
 def _kind(key: object) -> str | None:
@@ -153,22 +148,3 @@ def _route_stdlib_logging(
     root.setLevel(level)
 
 
-async def readiness_problems(runtime: Runtime) -> list[str]:
-    """Why this process should not get traffic now; empty when it is ready.
-
-    Not ready: draining; the store not answering a trivial query within
-    `STORE_PING_TIMEOUT_S`; every model's circuit open (nothing could answer a turn)."""
-    problems: list[str] = []
-    if runtime.draining:
-        problems.append("draining")
-    try:
-        async with asyncio.timeout(STORE_PING_TIMEOUT_S):
-            await runtime.store.ping()
-    except TimeoutError:
-        problems.append(f"store: no answer within {STORE_PING_TIMEOUT_S:g} s")
-    except Exception as exc:  # noqa: BLE001 - any failure of the store means not ready
-        problems.append(f"store: {type(exc).__name__}")
-    states = {name: status["state"] for name, status in runtime.selector.status().items()}
-    if states and all(state == "open" for state in states.values()):
-        problems.append("models: every circuit is open (" + ", ".join(sorted(states)) + ")")
-    return problems

@@ -7,7 +7,8 @@ the turn runner and the gateway publish here, never to sessions directly.
 from __future__ import annotations
 
 from server import protocol
-from server.sessions.registry import Session, SessionRegistry
+from server.sessions.registry import SessionRegistry
+from server.sessions.session import Session
 
 
 class Fanout:

@@ -22,16 +22,16 @@ import structlog
 
 from server import protocol
 from server.config.settings import Config
-from server.turns.history_budget import build_context, estimate_tokens
 from server.errors import ChinwagError, Conflict, Internal, NotFound, Timeout
-from server.sessions.fanout import Fanout
-from server.observability.metrics import Metrics
 from server.models.base import ModelRequest, ToolSpec
 from server.models.selector import Selection, Selector
+from server.observability.metrics import Metrics
 from server.prompts import PromptLibrary
-from server.turns.rounds import Checkpointer, RoundRunner
+from server.sessions.fanout import Fanout
 from server.store.base import Store
 from server.tools.executor import ToolExecutor
+from server.turns.history_budget import build_context, estimate_tokens
+from server.turns.rounds import Checkpointer, RoundRunner
 from server.turns.state import RunningTurn, TurnOutcome, TurnRequest
 
 log = structlog.get_logger("chinwag.turns")

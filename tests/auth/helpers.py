@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from server.auth.identity import hash_password, new_api_key
+from server.auth.keys import new_api_key
+from server.auth.passwords import hash_password
 from server.config.settings import Config
 from server.store.base import UserRecord
 from server.store.sqlite.store import SqliteStore

@@ -7,7 +7,7 @@ import time
 
 from structlog.testing import capture_logs
 
-from server.auth.identity import check_binding, is_loopback
+from server.auth.binding import check_binding, is_loopback
 from server.config.settings import load_config
 from server.errors import ConfigError
 from tests.auth.helpers import add_user, audit_entries, cli

@@ -9,8 +9,8 @@ import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from server.config.settings import load_config
-from server.limits import TurnGuard
 from server.store.base import UserRecord
+from server.turns.guard import TurnGuard
 from tests.auth.helpers import add_key, add_user, bearer
 from tests.support.inproc import connected, make_config, running_app
 

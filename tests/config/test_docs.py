@@ -8,8 +8,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from server.config.settings import Config, ModelSettings
 from server.config.changes import RESTART_REQUIRED, flatten
+from server.config.settings import Config, ModelSettings
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from server.config.settings import Config, ConfigOrigin, config_origin, load_config, resolve_config
 from server.config.changes import keep_restart_settings
 from server.config.errors import toml_key_lines
+from server.config.settings import Config, ConfigOrigin, config_origin, load_config, resolve_config
 from server.errors import ConfigError
 
 

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.turns.history_budget import build_context, message_tokens, prepare
 from server.errors import TooLarge
 from server.models.base import ChatMessage
 from server.protocol import Message
+from server.turns.history_budget import build_context, message_tokens, prepare
 
 _ids = itertools.count()
 

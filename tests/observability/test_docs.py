@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from server.config.settings import Config
-from server.observability.metrics import Metrics
 from server.models.selector import Selector
+from server.observability.metrics import Metrics
 from server.sessions.registry import SessionRegistry
 
 ROOT = Path(__file__).resolve().parents[2]

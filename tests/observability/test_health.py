@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from server.observability import logs as observability
 from server.app import begin_drain
+from server.observability import health
 from server.store.sqlite.store import SqliteStore
 from tests.observability.helpers import scrape, value
 from tests.support.inproc import make_config, running_app
@@ -64,7 +64,7 @@ def test_readyz_is_unready_when_the_store_ping_fails(tmp_path: Path) -> None:
 
 
 def test_a_hanging_store_costs_readyz_at_most_its_ping_timeout(tmp_path: Path) -> None:
-    assert observability.STORE_PING_TIMEOUT_S <= 0.05  # well under the 100 ms the probe has
+    assert health.STORE_PING_TIMEOUT_S <= 0.05  # well under the 100 ms the probe has
     store = _store(tmp_path)
     with running_app(make_config(tmp_path), store=store) as client:
         store.mode = "hang"

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 import structlog
+from server.observability.logs import CONTENT_MASK, SECRET_MASK, ContentFilter
 from structlog.testing import capture_logs
 
-from server.observability import logs as observability
 from server.config.settings import LogSettings
-from server.observability.logs import CONTENT_MASK, SECRET_MASK, ContentFilter
+from server.observability import logs as chinwag_logs
 from tests.observability.helpers import ScriptProvider, answer, tools
 from tests.support.inproc import connected, make_config, running_app
 
@@ -25,7 +25,7 @@ SECRET_TEXT = "zebra crossing 7731 quokka"
 def _chat(config: Any, provider: ScriptProvider, text: str) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     """Run one turn with logs captured as they would ship (context merged, filter applied)."""
     with (
-        capture_logs(processors=observability.context_processors()) as logs,
+        capture_logs(processors=chinwag_logs.context_processors()) as logs,
         running_app(config, providers={"echo": provider}) as client,
         connected(client, hello={}) as socket,
     ):
@@ -119,13 +119,13 @@ def restore_logging() -> Iterator[None]:
     saved = structlog.get_config()
     root = logging.getLogger()
     level = root.level
-    content = observability.content_filter.content
+    content = chinwag_logs.content_filter.content
     yield
     structlog.configure(**saved)
     for handler in [h for h in root.handlers if h.get_name() == "chinwag"]:
         root.removeHandler(handler)
     root.setLevel(level)
-    observability.set_content_logging(content)
+    chinwag_logs.set_content_logging(content)
 
 
 class _Terminal(io.StringIO):
@@ -136,7 +136,7 @@ class _Terminal(io.StringIO):
 @pytest.mark.usefixtures("restore_logging")
 def test_json_lines_when_not_a_terminal_with_context_and_filter() -> None:
     out = io.StringIO()
-    observability.configure_logging(LogSettings(format="auto"), stream=out)
+    chinwag_logs.configure_logging(LogSettings(format="auto"), stream=out)
     log = structlog.get_logger("test")  # a fresh logger: cached ones must stay untouched
     with structlog.contextvars.bound_contextvars(session_id="s_1", turn_id="t_1"):
         log.info("turn_completed", text="hello", api_key="k", status="complete")
@@ -154,7 +154,7 @@ def test_json_lines_when_not_a_terminal_with_context_and_filter() -> None:
 @pytest.mark.usefixtures("restore_logging")
 def test_console_lines_in_a_terminal_and_level_filtering() -> None:
     out = _Terminal()
-    observability.configure_logging(LogSettings(format="auto", level="warning"), stream=out)
+    chinwag_logs.configure_logging(LogSettings(format="auto", level="warning"), stream=out)
     log = structlog.get_logger("test")
     log.info("not_shown")
     log.warning("config_restart_required", keys=["store.path"])
@@ -166,8 +166,8 @@ def test_console_lines_in_a_terminal_and_level_filtering() -> None:
 @pytest.mark.usefixtures("restore_logging")
 def test_configuring_twice_does_not_duplicate_stdlib_lines() -> None:
     out = io.StringIO()
-    observability.configure_logging(LogSettings(format="json"), stream=out)
-    observability.configure_logging(LogSettings(format="json", content=True), stream=out)
+    chinwag_logs.configure_logging(LogSettings(format="json"), stream=out)
+    chinwag_logs.configure_logging(LogSettings(format="json", content=True), stream=out)
     logging.getLogger("asyncio").error("once")
     assert len(out.getvalue().splitlines()) == 1
-    assert observability.content_filter.content is True
+    assert chinwag_logs.content_filter.content is True

@@ -9,9 +9,9 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from starlette.websockets import WebSocketDisconnect
 
 from server.config.settings import load_config
-from server.observability.metrics import Metrics
 from server.models.base import ProviderError
 from server.models.selector import Selector
+from server.observability.metrics import Metrics
 from server.sessions.registry import SessionRegistry
 from tests.observability.helpers import (
     HANG,

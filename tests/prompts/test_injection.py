@@ -13,9 +13,9 @@ import pytest
 from jinja2.exceptions import SecurityError
 
 from server.config.settings import SHIPPED_PROMPTS
-from server.turns.history_budget import build_context
 from server.prompts import PromptError, PromptLibrary
 from server.protocol import Message
+from server.turns.history_budget import build_context
 from tests.prompts.helpers import Conversation, Tool, User, library, render
 
 PAYLOADS = [

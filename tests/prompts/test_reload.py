@@ -10,8 +10,8 @@ import watchfiles
 from structlog.testing import capture_logs
 
 from server.app import create_app
-from server.config.settings import SHIPPED_PROMPTS, load_config
 from server.config.reload import Reloader
+from server.config.settings import SHIPPED_PROMPTS, load_config
 from server.runtime import Runtime
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from server.models.base import ChatMessage
-from server.turns.history_budget import build_context
 from server.protocol import Message
+from server.turns.history_budget import build_context
 from server.turns.transcript import Transcript, expand
 
 USE_1 = {"type": "tool_use", "id": "c1", "name": "a", "input": {}}

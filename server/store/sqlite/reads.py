@@ -12,8 +12,8 @@ from typing import Any
 from server.errors import BadRequest, NotFound
 from server.protocol import Conversation, Message
 from server.store.base import SearchHit, UserRecord
-from server.store.sqlite.fts import match_expression
 from server.store.ids import format_time
+from server.store.sqlite.fts import match_expression
 from server.store.sqlite.rows import (
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,

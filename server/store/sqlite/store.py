@@ -17,9 +17,9 @@ import aiosqlite
 
 from server.config.settings import StoreSettings
 from server.protocol import Conversation, Message
+from server.store.base import Accepted, NewUserMessage, SearchHit, UserRecord
 from server.store.sqlite import imports, reads, writes
 from server.store.sqlite.accounts import AccountsMixin
-from server.store.base import Accepted, NewUserMessage, SearchHit, UserRecord
 from server.store.sqlite.connections import ReaderPool, connect, read_pragmas
 from server.store.sqlite.migrations import migrate
 from server.store.sqlite.writer import GroupCommitWriter, run_in_thread

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
-from server.config.settings import with_changes
 from server.config.changes import needs_restart
+from server.config.settings import with_changes
 from server.config.view import masked_settings
 from server.errors import BadRequest, ConfigError, Forbidden
 from server.tools import ToolContext, tool
