@@ -4,10 +4,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXAMPLE_PLUGIN := examples/weather_tool
+# Serving has a venv of its own with chinwag's runtime dependencies only: no test or dev
+# tools, and no example plugin (its tools would be offered to every user).
+SERVE_VENV  := .venv-serve
+SERVE_STAMP := $(SERVE_VENV)/.installed
+# `make serve PORT=9000` (and HOST=...): shorthands for `ARGS="--port 9000"`.
+PORT ?=
+HOST ?=
 
 .PHONY: serve test test-fast browser bench bench-quick lint typecheck schema clean
 
-# The venv is rebuilt when the project's or the example plugin's packaging changes.
+# The development and test venv: chinwag with its dev extras, and the example plugin that
+# the tests exercise. Rebuilt when the project's or the example plugin's packaging changes.
 $(STAMP): pyproject.toml $(wildcard $(EXAMPLE_PLUGIN)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -15,11 +23,18 @@ $(STAMP): pyproject.toml $(wildcard $(EXAMPLE_PLUGIN)/pyproject.toml)
 	if [ -f $(EXAMPLE_PLUGIN)/pyproject.toml ]; then $(BIN)/pip install --quiet -e $(EXAMPLE_PLUGIN); fi
 	touch $(STAMP)
 
-serve: $(STAMP)
-	$(BIN)/chinwag serve $(ARGS)
+$(SERVE_STAMP): pyproject.toml
+	test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/pip install --quiet --upgrade pip
+	$(SERVE_VENV)/bin/pip install --quiet -e .
+	touch $(SERVE_STAMP)
 
-# Everything, browser tests included: Chromium comes from Debian's packages when missing.
-test: $(STAMP) browser
+serve: $(SERVE_STAMP)
+	$(SERVE_VENV)/bin/chinwag serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT)) $(ARGS)
+
+# Everything: lint and types first (pinned tools, so a fresh clone sees what CI sees), then
+# every test, browser tests included (Chromium comes from Debian's packages when missing).
+test: $(STAMP) browser lint typecheck
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The quick loop while working: no fault-injection, load or browser suites.
@@ -36,7 +51,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
 
 lint: $(STAMP)
-	$(BIN)/ruff check server tests
+	$(BIN)/ruff check server chinwag_client tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -45,4 +60,4 @@ schema: $(STAMP)
 	$(BIN)/chinwag schema
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache
+	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache .mypy_cache

@@ -14,7 +14,7 @@ import time
 
 from bench.harness import REPO, RESULTS, Context, Layout, Row, bench_tmp, raise_nofile
 
-BENCHMARKS = ("turn_overhead", "token_relay", "idle", "store", "gateway_overhead")
+BENCHMARKS = ("turn_overhead", "token_relay", "idle", "store", "gateway_overhead", "frame_checks")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,10 +51,11 @@ def main(argv: list[str] | None = None) -> int:
 def _meta(quick: bool, layout: Layout, nofile: int, seconds: float, timings: dict[str, float],
           notes: list[str]) -> dict:
     def git(*args: str) -> str:
-        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
         return out.stdout.strip()
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    with open("/proc/cpuinfo") as info:
+        cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "?")
     return {
         "mode": "quick" if quick else "full",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -80,9 +81,9 @@ def _fmt(value: float) -> str:
 
 def markdown(rows: list[Row], meta: dict) -> str:
     lines = [
-        f"chinwag bench, {meta['mode']} run, {meta['date']}, commit {meta['commit']}"
+        (f"chinwag bench, {meta['mode']} run, {meta['date']}, commit {meta['commit']}"
         f"{' (server/ with uncommitted changes)' if meta['dirty'] else ''}; {meta['machine']};"
-        f" Python {meta['python']}; {meta['layout']}; {meta['seconds']} s.",
+        f" Python {meta['python']}; {meta['layout']}; {meta['seconds']} s."),
         "Each figure: the median of alternating baseline/subject runs (runs column); ratio = chinwag / baseline.",
         "",
         "| benchmark | metric | chinwag | baseline | ratio | target | runs | note |",

@@ -94,7 +94,7 @@ def run(ctx: Context) -> list[Row]:
             ctx.note(f"RLIMIT_NOFILE is {limit}: idle connections measured at {count}, not {wanted}")
         budget = ctx.pick(10.0, 45.0) if count > 1000 else ctx.pick(8.0, 20.0)
 
-        def one(chinwag: bool) -> dict:
+        def one(chinwag: bool, count: int = count, budget: float = budget) -> dict:
             factory = (lambda: chinwag_server(ctx, "chinwag-idle", users=USERS)) if chinwag else (lambda: bare_server(ctx, "bare-idle"))
             with factory() as server:
                 result = measure(server, count, chinwag, budget)

@@ -126,7 +126,7 @@ def _spawn(ctx: Context, mode: str, total: int, concurrency: int, seconds: float
     path = ctx.tmp / f"store-{mode}-{next(ctx.counter)}.db"
     out = subprocess.run(
         [sys.executable, "-m", "bench.store", mode, str(path), str(total), str(concurrency), str(seconds)],
-        cwd=REPO, capture_output=True, text=True, timeout=seconds + 120,
+        cwd=REPO, capture_output=True, text=True, timeout=seconds + 120, check=False,
         preexec_fn=_child_setup(ctx.layout.server_cores),
     )
     if out.returncode:

@@ -144,7 +144,7 @@ def run(ctx: Context) -> list[Row]:
         print(f"    raw {b['tokens_per_s']:9.0f} tok/s ttft p99 {b['ttft_p99_ms']:7.2f} ms |"
               f" chinwag {s['tokens_per_s']:9.0f} tok/s ttft p99 {s['ttft_p99_ms']:7.2f} ms"
               f" ({s['tokens_per_frame']:.1f} tokens/frame)", flush=True)
-    pick = lambda results, key: [r[key] for r in results]  # noqa: E731
+    pick = lambda results, key: [r[key] for r in results]
     frames = sorted(pick(subj, "tokens_per_frame"))[len(subj) // 2]
     return [
         compare(NAME, f"tokens/s, {STREAMS} streams x {words} tokens", "/s", pick(subj, "tokens_per_s"),

@@ -166,15 +166,15 @@ def run(ctx: Context) -> list[Row]:
             seconds = ctx.pick(1.0, 3.0)
             base, subj = alternate(
                 runs,
-                lambda i: measure(bare, open_bare, connections, turns=turns, seconds=seconds),
-                lambda i: measure(subject, open_chinwag, connections, turns=turns, seconds=seconds),
+                lambda i, c=connections, t=turns, s=seconds: measure(bare, open_bare, c, turns=t, seconds=s),
+                lambda i, c=connections, t=turns, s=seconds: measure(subject, open_chinwag, c, turns=t, seconds=s),
             )
             for b, s in zip(base, subj):
                 print(f"    {connections:>2} conn  bare {b['per_s']:8.0f}/s p50 {b['p50_ms']:.3f} ms"
                       f" p99 {b['p99_ms']:.3f} ms cpu {b['server_cpu']:.2f}/{b['load_cpu']:.2f} | chinwag {s['per_s']:8.0f}/s"
                       f" p50 {s['p50_ms']:.3f} ms p99 {s['p99_ms']:.3f} ms cpu {s['server_cpu']:.2f}/{s['load_cpu']:.2f}", flush=True)
             label = f"{connections} conn"
-            pick = lambda results, key: [r[key] for r in results]  # noqa: E731
+            pick = lambda results, key: [r[key] for r in results]
             cpu = (f"CPU busy (server/load): chinwag {_mid(pick(subj, 'server_cpu')):.0%}/{_mid(pick(subj, 'load_cpu')):.0%},"
                    f" bare {_mid(pick(base, 'server_cpu')):.0%}/{_mid(pick(base, 'load_cpu')):.0%}")
             rows.append(compare(NAME, f"turns/s, {label}", "/s", pick(subj, "per_s"), pick(base, "per_s"),

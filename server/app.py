@@ -13,21 +13,29 @@ from pathlib import Path
 
 import structlog
 from prometheus_client import CollectorRegistry
+from slowapi.errors import RateLimitExceeded
+from slowapi.middleware import SlowAPIASGIMiddleware
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from server import protocol
 from server.auth import revocation
 from server.auth.identity import Authenticator
+from server.auth.login import Logins
 from server.config.settings import Config
 from server.gateway.connection import websocket_endpoint
-from server.http import export_route, security
+from server.gateway.parts import GatewayParts
+from server.http import export_route, probes
+from server.http.body_limit import BodyLimitMiddleware
+from server.http.rate_limits import build_http_limiter, rate_limited_handler
+from server.http.security import SecurityMiddleware
 from server.models import close_providers
 from server.models.base import Provider
-from server.observability import health, metrics
+from server.observability.health import Readiness
+from server.protocol import CloseCode
 from server.runtime import Runtime
 from server.store.base import Store
 from server.store.sqlite.store import SqliteStore
@@ -64,10 +72,10 @@ def create_app(
         if recovered:
             log.warning("recovered_interrupted_answers", count=recovered)
         sweeper = asyncio.create_task(_sweep_sessions(runtime))
-        revocations = asyncio.create_task(revocation.watch(runtime))  # keys revoked, logins ended
+        revocations = asyncio.create_task(revocation.watch(runtime.live, runtime.store, runtime.sessions))  # keys revoked, logins ended
         from server.config.reload import Reloader
 
-        reloader = Reloader.for_runtime(runtime) if runtime.config.reload.enabled else None
+        reloader = Reloader.from_origin(runtime.live, runtime.prompts, runtime.apply_config) if runtime.config.reload.enabled else None
         if reloader is not None:
             reloader.start()
         log.info("server_started", models=runtime.selector.model_names())
@@ -85,18 +93,16 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/", _index, methods=["GET"]),
-            Route("/healthz", _healthz, methods=["GET"]),
-            Route("/readyz", _readyz, methods=["GET"]),
-            Route("/metrics", _metrics, methods=["GET"]),
-            WebSocketRoute("/ws", websocket_endpoint),
-            *export_route.routes,
+            *probes.routes(Readiness(runtime.store, runtime.selector, lambda: runtime.draining), runtime.metrics),
+            WebSocketRoute("/ws", websocket_endpoint(gateway_parts(runtime))),
+            *export_route.routes(runtime.store, runtime.authenticator),
             Mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static"),
         ],
         lifespan=lifespan,
     )
     app.state.runtime = runtime
     app.state.static_dir = static_dir
-    security.install(app, runtime)  # login routes, origin checks, headers, HTTP rate limits
+    _install_http_guards(app, runtime, static_dir)
     return app
 
 
@@ -111,7 +117,7 @@ def begin_drain(runtime: Runtime) -> None:
     runtime.fanout.broadcast(protocol.Reconnect(reason="server shutting down"))
     for session in list(runtime.sessions.sessions.values()):
         if session.outlet is not None:
-            session.outlet.close(1012, "server restarting")
+            session.outlet.close(CloseCode.RESTARTING, "server restarting")
 
 
 async def drain(runtime: Runtime) -> None:
@@ -130,18 +136,52 @@ async def _index(request: Request) -> Response:
     return FileResponse(request.app.state.static_dir / "index.html", media_type="text/html")
 
 
-async def _healthz(request: Request) -> Response:
-    return JSONResponse({"status": "alive"})
+def _install_http_guards(app: Starlette, runtime: Runtime, static_dir: Path) -> None:
+    """The login routes, HTTP rate limits (slowapi), body limits, and the Host/origin checks
+    with security headers. Middleware order, outermost first: Host and origin checks and
+    headers, then body limits, then rate limits, then the routes."""
+    limiter = build_http_limiter(runtime.live)
+    app.state.limiter = limiter  # where slowapi's middleware looks for it
+    for route in app.routes:
+        if isinstance(route, Route) and route.path in probes.PATHS:
+            limiter.exempt(route.endpoint)  # probes must answer however often they ask
+    logins = Logins(
+        live=runtime.live,
+        store=runtime.store,
+        signer=runtime.signer,
+        sessions=runtime.sessions,
+        metrics=runtime.metrics,
+        static_dir=static_dir,
+    )
+    app.router.routes[0:0] = logins.routes(limiter)
+    app.add_exception_handler(RateLimitExceeded, rate_limited_handler(limiter, runtime.metrics))
+    app.add_middleware(SlowAPIASGIMiddleware)
+    app.add_middleware(BodyLimitMiddleware, limit_for=lambda path: body_limit(runtime.config, path))
+    app.add_middleware(
+        SecurityMiddleware,
+        host_allowed=lambda host: runtime.config.host_allowed(host, runtime.bound_port),
+        origins=runtime.allowed_origins,
+    )
 
 
-async def _readyz(request: Request) -> Response:
-    problems = await health.readiness_problems(request.app.state.runtime)
-    if problems:
-        return JSONResponse({"status": "unready", "problems": problems}, status_code=503)
-    return JSONResponse({"status": "ready"})
+def body_limit(config: Config, path: str) -> int:
+    """A login carries a name and a password: a few KiB. Anything else: `limits.max_body_bytes`."""
+    return config.limits.max_login_body_bytes if path.startswith("/auth/") else config.limits.max_body_bytes
 
 
-async def _metrics(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    runtime.metrics.ready.set(0 if await health.readiness_problems(runtime) else 1)
-    return Response(runtime.metrics.exposition(), media_type=metrics.CONTENT_TYPE)
+def gateway_parts(runtime: Runtime) -> GatewayParts:
+    """What the socket edge uses, out of everything the process runs on."""
+    return GatewayParts(
+        live=runtime.live,
+        store=runtime.store,
+        authenticator=runtime.authenticator,
+        sessions=runtime.sessions,
+        fanout=runtime.fanout,
+        turns=runtime.turns,
+        guard=runtime.guard,
+        tools=runtime.tools,
+        selector=runtime.selector,
+        prompts=runtime.prompts,
+        metrics=runtime.metrics,
+        bound_port=lambda: runtime.bound_port,
+    )

@@ -62,16 +62,19 @@ class ModelUnavailable(ChinwagError):
     code = "model_unavailable"
 
 
-class ToolFailed(ChinwagError):
-    code = "tool_failed"
-
-
 class Timeout(ChinwagError):
     code = "timeout"
 
 
 class Internal(ChinwagError):
     code = "internal"
+
+
+class Unavailable(ChinwagError):
+    """The server cannot do it now for a reason of its own (the store cannot write: disk
+    full, database read-only or damaged); retrying later may work."""
+
+    code = "unavailable"
 
 
 class ConfigError(Exception):
@@ -86,3 +89,12 @@ class ConfigError(Exception):
         super().__init__(f"{key}: {message}{where}")
         self.key = key
         self.source = source
+
+
+def validation_parts(text: str) -> tuple[str, str]:
+    """msgspec's "Expected `int`, got `str` - at `$.server.port`" as its message and its
+    path (`$.server.port`); a problem with the value as a whole has the path `$`."""
+    message, sep, where = text.rpartition(" - at ")
+    if not sep:
+        return text, "$"
+    return message, where.strip("`")

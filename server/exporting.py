@@ -27,6 +27,8 @@ FORMATS: dict[str, tuple[str, str]] = {  # format: (media type, file extension)
 EXPORT_KIND = "chinwag.conversation"
 EXPORT_VERSION = 1
 PAGE = 200
+# A cell starting with one of these is run as a formula by spreadsheets (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class Exported(msgspec.Struct):
@@ -69,8 +71,15 @@ def to_csv(conversation: Conversation, messages: list[Message]) -> str:
     writer = csv.writer(out)
     writer.writerow(["created_at", "role", "status", "model", "text"])
     for message in messages:
-        writer.writerow([message.created_at, message.role, message.status, message.model or "", _block_text(message)])
+        cells = [message.created_at, message.role, message.status, message.model or "", _block_text(message)]
+        writer.writerow([_inert_cell(cell) for cell in cells])
     return out.getvalue()
+
+
+def _inert_cell(value: str) -> str:
+    """A leading `'` makes a spreadsheet show the cell as text instead of running it
+    (OWASP's advice for CSV injection); the text after it is unchanged."""
+    return f"'{value}" if value.startswith(FORMULA_START) else value
 
 
 def to_html(conversation: Conversation, messages: list[Message]) -> str:

@@ -8,16 +8,34 @@ the page bots are written against, and `chinwag schema` prints the JSON Schema o
 
 from __future__ import annotations
 
+import enum
 import re
 from typing import Annotated, Any, Literal
 
 import msgspec
 
-from server.errors import BadRequest, UnknownType
+from server.errors import BadRequest, UnknownType, validation_parts
 
 PROTOCOL_VERSION = 1
 SUBPROTOCOL = "chinwag.v1"
 MAX_NESTING = 32
+
+
+class CloseCode(enum.IntEnum):
+    """Every WebSocket close code the server uses: the "Close codes" table of docs/protocol.md."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    TOO_BIG = 1009
+    INTERNAL = 1011
+    RESTARTING = 1012
+    OVERLOADED = 1013
+    BAD_FRAMES = 4002
+    NO_HELLO = 4003
+    AUTH_FAILED = 4004  # also a login that ended: the credential no longer works
+    RATE_LIMITED = 4008
+    SLOW_CONSUMER = 4009
+    KEY_REVOKED = 4011
 
 Ref = str | int | None
 ClientMsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -149,6 +167,15 @@ class ConversationDelete(_Frame, tag="conversation.delete"):
     ref: Ref = None
 
 
+class Regenerate(_Frame, tag="regenerate"):
+    """Answer the question of `message_id` (the conversation's newest answer) again, in its
+    place: a new turn rewrites that answer; the question is neither stored nor sent twice."""
+
+    conversation_id: Id
+    message_id: Id
+    ref: Ref = None
+
+
 class Ping(_Frame, tag="ping"):
     ref: Ref = None
 
@@ -163,6 +190,7 @@ ClientFrame = (
     | ConversationsRequest
     | ConversationUpdate
     | ConversationDelete
+    | Regenerate
     | Ping
 )
 CLIENT_TYPES = frozenset(cls.__struct_config__.tag for cls in ClientFrame.__args__)  # type: ignore[attr-defined]
@@ -197,6 +225,16 @@ class Ack(_Frame, tag="ack"):
     answer_message_id: str | None = None
 
 
+class Regenerated(_Frame, tag="regenerated"):
+    """The reply to `regenerate`, sent before any event of the new turn."""
+
+    conversation_id: str
+    message_id: str  # the answer being rewritten (the `message_id` of the coming `turn.started`)
+    turn_id: str
+    ref: Ref = None
+    duplicate: bool = False  # the answer was being written already: no new turn started
+
+
 class Ok(_Frame, tag="ok"):
     ref: Ref = None
 
@@ -214,6 +252,7 @@ class HistoryReply(_Frame, tag="history"):
     messages: list[Message]
     has_more: bool
     ref: Ref = None
+    conversation: Conversation | None = None  # the conversation itself (title and choices)
 
 
 class ConversationsReply(_Frame, tag="conversations"):
@@ -234,7 +273,9 @@ class Pong(_Frame, tag="pong"):
     ref: Ref = None
 
 
-Reply = Welcome | Ack | Ok | Error | HistoryReply | ConversationsReply | ToolResult | Pong
+Reply = (
+    Welcome | Ack | Regenerated | Ok | Error | HistoryReply | ConversationsReply | ToolResult | Pong
+)
 
 
 # ----------------------------------------------------------------------------- events
@@ -281,6 +322,8 @@ class ToolOutput(_Event, tag="tool.output"):
 class TurnUsage(msgspec.Struct):
     input_tokens: int = 0
     output_tokens: int = 0
+    # Present (true) only when a count was estimated because the server did not report it.
+    estimated: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class TurnError(msgspec.Struct):
@@ -321,10 +364,12 @@ _LONE_SURROGATE = re.compile(
 def decode_client_frame(data: bytes | str) -> ClientFrame:
     """Decode one client frame, or raise `BadRequest` / `UnknownType` saying what is wrong."""
     raw = data.encode() if isinstance(data, str) else data
-    if _nesting_depth(raw) > MAX_NESTING:
+    if _nested_too_deep(raw):
         raise BadRequest(f"JSON nested deeper than {MAX_NESTING} levels")
     try:
         return _decoder.decode(raw)
+    except RecursionError:  # not reached past the check above; never let it escape
+        raise BadRequest(f"JSON nested deeper than {MAX_NESTING} levels") from None
     except msgspec.ValidationError as exc:
         raise _validation_error(str(exc), raw) from None
     except msgspec.DecodeError as exc:
@@ -337,49 +382,57 @@ def encode(frame: ServerFrame) -> bytes:
     return _encoder.encode(frame)
 
 
+class _RefOnly(msgspec.Struct):
+    ref: Ref = None
+
+
+_ref_decoder = msgspec.json.Decoder(_RefOnly)
+
+
 def peek_ref(raw: bytes | str) -> Ref:
-    """The `ref` of a frame that failed to decode, so its error can still carry it."""
+    """The `ref` of a frame that failed to decode, so its error can still carry it; None
+    when the frame has no usable one. Never raises: it runs on the error path."""
     try:
-        value = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+        return _ref_decoder.decode(raw).ref
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
         return None
-    ref = value.get("ref") if isinstance(value, dict) else None
-    return ref if isinstance(ref, (str, int)) and not isinstance(ref, bool) else None
 
 
 def _validation_error(text: str, raw: bytes) -> BadRequest | UnknownType:
-    message, sep, where = text.rpartition(" - at ")
-    if not sep:  # msgspec names no path for a problem with the frame as a whole
-        message, where = text, "`$`"
-    path = where.strip("`")
+    message, path = validation_parts(text)
     if path == "$.type" and message.startswith("Invalid value"):
         frame_type = message.removeprefix("Invalid value ").strip("'")
         return UnknownType(f"unknown frame type {frame_type}", details={"path": path})
     return BadRequest(message or text, details={"path": path})
 
 
-def _nesting_depth(raw: bytes) -> int:
-    """Deepest bracket nesting outside strings. Cheap unless the frame has many brackets."""
+# The depth check without a loop in Python: strings (where brackets mean nothing) are cut
+# out, the brackets kept, and a regex that only matches balanced brackets nested at most
+# MAX_NESTING deep must match all of them. Every step runs in C, about as fast as decoding.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKETS_ONLY = bytes.maketrans(b"{}", b"[]"), bytes(set(range(256)) - set(b"[]{}"))
+
+
+def _balanced_within(depth: int) -> re.Pattern[bytes]:
+    pattern = b""
+    for _ in range(depth):
+        pattern = rb"(?:\[" + pattern + rb"\])*+"  # possessive: nothing to backtrack into
+    return re.compile(pattern)
+
+
+_WITHIN_MAX_NESTING = _balanced_within(MAX_NESTING)
+
+
+def _nested_too_deep(raw: bytes) -> bool:
+    """True when brackets outside strings nest deeper than MAX_NESTING. Free unless the
+    frame has that many brackets. Brackets that do not balance are left to the decoder to
+    call malformed (it stops at its own recursion limit, which `decode_client_frame` maps)."""
     if raw.count(b"{") + raw.count(b"[") <= MAX_NESTING:
-        return 0
-    depth = deepest = 0
-    in_string = escaped = False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x7B, 0x5B):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif byte in (0x7D, 0x5D):
-            depth -= 1
-    return deepest
+        return False
+    brackets = _JSON_STRING.sub(b"", raw).translate(*_BRACKETS_ONLY)
+    if brackets.count(b"[") * 2 != len(brackets):
+        return False
+    return _WITHIN_MAX_NESTING.fullmatch(brackets) is None
 
 
 def json_schema() -> dict[str, Any]:

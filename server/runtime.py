@@ -13,24 +13,30 @@ from prometheus_client import CollectorRegistry
 from server.auth.cookies import CookieSigner, load_secret
 from server.auth.identity import Authenticator, StoreAuthenticator
 from server.config.changes import keep_restart_settings
+from server.config.live import LiveConfig
 from server.config.settings import Config, prompts_dir
 from server.errors import ConfigError
-from server.observability.metrics import Metrics
 from server.models import build_providers
 from server.models.base import Provider
 from server.models.selector import Selector
 from server.observability import audit, logs
-from server.prompts import PromptLibrary
+from server.observability.metrics import Metrics
+from server.prompts.library import PromptLibrary
 from server.sessions.fanout import Fanout
 from server.sessions.registry import SessionRegistry
-from server.store.base import Store
+from server.store.base import Store, UserRecord
 from server.tools.audited import AuditedToolExecutor
+from server.tools.capabilities import ServerStatus
 from server.tools.registry import ToolRegistry
 from server.turns.guard import TurnGuard
 from server.turns.runner import TurnRunner
 
 
 class Runtime:
+    """The composition root's result: each component built once, with exactly the
+    collaborators it uses. Only the edges (the app's routes and the socket endpoint) hold
+    this; no component takes it."""
+
     def __init__(
         self,
         config: Config,
@@ -40,26 +46,35 @@ class Runtime:
         authenticator: Authenticator | None = None,
         registry: CollectorRegistry | None = None,
     ):
-        self.config = config
+        self.live = LiveConfig(config)
         self.store = store
         self.started_at = time.time()
         self.draining = False
         self.bound_port: int | None = None  # set once the server listens
         self.metrics = Metrics(registry)  # its own registry unless given one
         logs.set_content_logging(config.log.content)
-        # The cookie-signing secret is loaded when first needed (see `auth.load_secret`).
-        self.signer = CookieSigner(lambda: load_secret(self.config))
-        self.authenticator = authenticator or StoreAuthenticator(store, lambda: self.config, self.signer)
-        self.prompts = PromptLibrary(prompts_dir(config.prompts))
-        self.selector = Selector(config, providers or build_providers(config), metrics=self.metrics)
-        self.sessions = SessionRegistry(
-            ttl_s=config.session.ttl_s, buffer_size=config.session.replay_buffer
+        # The cookie-signing secret is loaded when first needed (see `auth.cookies.load_secret`).
+        self.signer = CookieSigner(lambda: load_secret(self.live.current))
+        self.authenticator = authenticator or StoreAuthenticator(store, lambda: self.live.current, self.signer)
+        self.prompts = PromptLibrary(
+            prompts_dir(config.prompts),
+            max_chars=config.prompts.max_chars,
+            render_timeout_s=config.prompts.render_timeout_s,
         )
+        self.selector = Selector(self.live, providers or build_providers(config), metrics=self.metrics)
+        self.sessions = SessionRegistry(lambda: self.live.current.session)
         self.fanout = Fanout(self.sessions)
         self.tool_registry = load_tools(config)
-        self.tools = AuditedToolExecutor(self.tool_registry, self)
+        self.tools = AuditedToolExecutor(
+            self.tool_registry,
+            config=self.live,
+            store=store,
+            metrics=self.metrics,
+            apply_config=self.apply_config,
+            report=self.status_for,
+        )
         self.turns = TurnRunner(
-            config=config,
+            config=self.live,
             store=store,
             selector=self.selector,
             prompts=self.prompts,
@@ -68,35 +83,60 @@ class Runtime:
             metrics=self.metrics,
         )
         self.metrics.watch(self)
-        self.guard = TurnGuard(self)  # turns per minute, daily token quotas
+        self.guard = TurnGuard(self.live, store, self.metrics)  # turns per minute, daily token quotas
+
+    @property
+    def config(self) -> Config:
+        return self.live.current
 
     def allowed_origins(self) -> set[str]:
         return self.config.effective_origins(self.bound_port)
 
+    def status_for(self, user: UserRecord | None) -> ServerStatus:
+        """The server's state for `user` (their own sessions, sockets and turns, and model
+        states without error text), or server-wide for None (an admin's view)."""
+        models = self.selector.status()
+        if user is None:
+            sessions = list(self.sessions.sessions.values())
+            turns = len(self.turns.running)
+        else:
+            sessions = list(self.sessions.of_user(user.id))
+            turns = sum(1 for turn in self.turns.running.values() if turn.request.user.id == user.id)
+            models = {name: {"state": info.get("state")} for name, info in models.items()}
+        return ServerStatus(
+            scope="server" if user is None else "user",
+            uptime_s=round(time.time() - self.started_at, 1),
+            draining=self.draining,
+            models=models,
+            sessions=len(sessions),
+            sockets=sum(1 for session in sessions if session.outlet is not None),
+            running_turns=turns,
+        )
+
     def apply_config(self, new: Config) -> list[str]:
-        """Make `new` the live config from the next turn and the next connection on; no
-        socket is touched. Settings that need a restart keep their old values: their keys
-        are returned. Raises `ConfigError` (changing nothing) if `new` cannot be used."""
-        merged, held = keep_restart_settings(self.config, new)
+        """Make `new` the live config from the next read on; no socket is touched.
+        Settings that need a restart keep their old values: their keys are returned.
+        Raises `ConfigError` (changing nothing) if `new` cannot be used."""
+        old = self.live.current
+        merged, held = keep_restart_settings(old, new)
         if merged.prompts.default_template not in self.prompts.templates:
             raise ConfigError(
                 "prompts.default_template", f"no template named {merged.prompts.default_template!r}"
             )
-        echo_changed = merged.echo != self.config.echo
-        # Everything that holds the config reads it per use, so swapping the reference is
-        # the whole change; each assignment is atomic for the single event loop.
-        audit.config_changed(self, self.config, merged)
-        self.config = merged
+        audit.config_changed(self.store, old, merged)
+        # Every component reads the live config per use: this one assignment is the change.
+        self.live.replace(merged)
         logs.set_content_logging(merged.log.content)
-        self.selector.config = merged
-        self.turns.config = merged
-        self.sessions.ttl_s = merged.session.ttl_s  # applies to sessions from now on
-        self.sessions.buffer_size = merged.session.replay_buffer
-        fresh = build_providers(merged)  # SDK providers make their clients lazily: cheap
-        for kind, provider in fresh.items():
-            if kind not in self.selector.providers or (kind == "echo" and echo_changed):
-                self.selector.providers[kind] = provider
+        self._refresh_providers(old, merged)
         return held
+
+    def _refresh_providers(self, old: Config, new: Config) -> None:
+        """A provider kind that appears gets built; echo is rebuilt when its settings change
+        (SDK providers make their clients lazily, so building is cheap)."""
+        fresh = build_providers(new)
+        for kind, provider in fresh.items():
+            if kind not in self.selector.providers or (kind == "echo" and new.echo != old.echo):
+                self.selector.providers[kind] = provider
 
 
 def load_tools(config: Config) -> ToolRegistry:

@@ -11,22 +11,9 @@ import sys
 from collections.abc import Callable
 
 import uvicorn
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from server.config.settings import Config
-
-
-class DeadPeerAwareProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's WebSocket protocol, but a peer that misses its pong is cut off.
-
-    On a keepalive timeout uvicorn sends a close frame and calls `transport.close()`, which
-    waits for the write buffer to drain first. A peer that stopped reading (a zero TCP
-    window) never drains it, so the connection would never be lost and its session never
-    detached. A missed pong already means the peer is gone: abort instead of waiting."""
-
-    def keepalive_timeout(self) -> None:
-        super().keepalive_timeout()
-        self.transport.abort()  # a no-op on a transport already gone
+from server.uvicorn_bridge import DeadPeerAwareProtocol, abort_client_connection
 
 
 def uvicorn_config(app: object, config: Config) -> uvicorn.Config:
@@ -39,6 +26,11 @@ def uvicorn_config(app: object, config: Config) -> uvicorn.Config:
         ws_ping_interval=config.session.heartbeat_s,
         ws_ping_timeout=config.session.heartbeat_s,
         ws_per_message_deflate=False,
+        # X-Forwarded-For / -Proto only from the proxies the operator names. uvicorn's own
+        # default believes them from 127.0.0.1, so anything on the machine could spoof its
+        # address past the login limits and into the audit log.
+        proxy_headers=bool(config.server.trusted_proxies),
+        forwarded_allow_ips=list(config.server.trusted_proxies),
         lifespan="on",
         log_config=None,
         access_log=False,
@@ -73,13 +65,7 @@ class DrainingServer(uvicorn.Server):
         """Reset the connection from `client` (host, port). ASGI can only close a socket
         politely, and a polite close waits behind unread bytes for a peer that stopped
         reading; this frees it. False when no such connection is open."""
-        for connection in list(self.server_state.connections):
-            if getattr(connection, "client", None) == client:
-                transport = getattr(connection, "transport", None)
-                if transport is not None:
-                    transport.abort()
-                    return True
-        return False
+        return abort_client_connection(self.server_state, client)
 
     async def shutdown(self, sockets=None):  # type: ignore[no-untyped-def]
         self.on_shutdown()
@@ -94,6 +80,7 @@ def serve(config: Config) -> None:
 
     check_binding(config)  # ConfigError (exit code 2) beyond loopback without authentication
     configure_logging(config.log)
+    check_store(config)  # exit code 3 with one line if the database cannot be used
     app = create_app(config)
     runtime = app.state.runtime
     server = DrainingServer(
@@ -103,3 +90,26 @@ def serve(config: Config) -> None:
     )
     app.state.abort_connection = server.abort_connection
     asyncio.run(server.serve())
+
+
+# `chinwag serve`'s exit code when the database cannot be used (uvicorn's for a failed start).
+STORE_EXIT_CODE = 3
+
+
+def check_store(config: Config) -> None:
+    """Open (create, check, migrate) and close the database before serving, so that a file
+    that cannot be used stops start-up with one line naming it and what to do, instead of
+    a traceback from inside the server's start-up."""
+    from server.store.sqlite.failures import StoreOpenError
+    from server.store.sqlite.store import SqliteStore
+
+    async def open_and_close() -> None:
+        store = SqliteStore(config.store.path, config.store, readers=1)
+        await store.open()
+        await store.close()
+
+    try:
+        asyncio.run(open_and_close())
+    except StoreOpenError as exc:
+        print(f"chinwag: cannot start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(STORE_EXIT_CODE) from None

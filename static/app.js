@@ -6,7 +6,7 @@ import { Store } from "./js/store.js";
 import { parseCommand } from "./js/commands.js";
 import { createSidebar } from "./js/ui/sidebar.js";
 import { createThread } from "./js/ui/thread.js";
-import { createComposer } from "./js/ui/composer.js";
+import { createComposer, textLength } from "./js/ui/composer.js";
 import { createHeader } from "./js/ui/header.js";
 import { createStatus } from "./js/ui/status.js";
 import { createToasts, describeError } from "./js/ui/toasts.js";
@@ -14,7 +14,10 @@ import { createConfirm } from "./js/ui/dialog.js";
 
 const SESSION_KEY = "chinwag.session.v1";
 const TAB_KEY = "chinwag.tab";
+const TOOLS_KEY = "chinwag.tools.v1";
 const PAGE = 30;
+const UNDO_MS = 5000; // how long a deleted conversation can be brought back
+const TOOL_ROWS_KEPT = 20; // direct tool calls kept per conversation across a reload
 
 // ------------------------------------------------------------------ per-tab persistence
 
@@ -49,6 +52,7 @@ let persistTimer = 0;
 function persist() {
   persistTimer = 0;
   if (!tabStore) return;
+  saveToolRows();
   const snap = conn.snapshot();
   if (!snap) return;
   try {
@@ -65,6 +69,7 @@ function persistSoon() {
 window.addEventListener("pagehide", () => {
   persist();
   outbox.release();
+  for (const commit of [...pendingDeletes.values()]) commit();
 });
 
 // ------------------------------------------------------------------ connection events
@@ -142,6 +147,8 @@ async function loadConversations({ more = false, merge = false } = {}) {
   }
   try {
     const reply = await conn.request(frame);
+    // A deletion that can still be undone is not sent yet: keep it out of the list.
+    reply.conversations = (reply.conversations || []).filter((c) => !pendingDeletes.has(c.id));
     if (merge) {
       // A refresh of the first page: keep the pages loaded with "Load more".
       const paged = store.conversations.size > (reply.conversations || []).length;
@@ -179,6 +186,7 @@ async function loadHistory(convId, { older = false } = {}) {
   try {
     const reply = await conn.request(frame);
     if (!older && historyGen.get(convId) !== gen) return; // a newer load is on its way
+    store.learnConversation(reply.conversation);
     store.setHistory(convId, reply.messages || [], reply.has_more, { older });
     if (older) t.olderLoaded = true;
   } catch (err) {
@@ -340,7 +348,7 @@ async function runTool(cmd) {
     key = store.current;
   }
   const part = { kind: "tool", call_id: newId("l"), name: cmd.name, args: cmd.args, state: "running" };
-  const row = { key: "l:" + part.call_id, role: "local-tool", parts: [part], status: "complete", local: true };
+  const row = { key: "l:" + part.call_id, role: "local-tool", parts: [part], status: "complete", local: true, at: new Date().toISOString() };
   store.addLocal(key, row);
   thread.scrollToBottom();
   const frame = { type: "tool", name: cmd.name, args: cmd.args };
@@ -353,7 +361,36 @@ async function runTool(cmd) {
   }
   const msg = store.find(store.current === key ? key : key, row.key) || row;
   store.changed(key, msg);
+  saveToolRows();
 }
+
+// A direct tool call is not stored by the server: its step is kept in this tab's
+// sessionStorage, so that a reload shows it again in its place.
+function saveToolRows() {
+  if (!tabStore) return;
+  const saved = {};
+  for (const [key, t] of store.threads) {
+    const rows = t.messages.filter((m) => m.role === "local-tool" && m.parts.every((p) => p.state !== "running"));
+    if (rows.length) saved[key] = rows.slice(-TOOL_ROWS_KEPT).map(({ key: k, role, parts, status, at }) => ({ key: k, role, parts, status, at, local: true }));
+  }
+  try {
+    tabStore.setItem(TOOLS_KEY, JSON.stringify(saved));
+  } catch {
+    /* storage full: the steps are shown until the next reload */
+  }
+}
+
+function restoreToolRows() {
+  const saved = readJSON(tabStore, TOOLS_KEY) || {};
+  for (const [key, rows] of Object.entries(saved)) {
+    if (!Array.isArray(rows)) continue;
+    if (isDraft(key)) store.thread(key).loaded = true;
+    for (const row of rows) if (row && row.key && Array.isArray(row.parts)) store.addLocal(key, row);
+  }
+}
+
+// Deletions not sent yet (Undo is still offered), by conversation id: their commit.
+const pendingDeletes = new Map();
 
 // ------------------------------------------------------------------ views
 
@@ -373,16 +410,42 @@ const actions = {
     }
   },
   async onDelete(id, title) {
-    if (!(await confirmDialog(`Delete “${title}”? This cannot be undone.`))) return;
-    try {
-      await conn.request({ type: "conversation.delete", conversation_id: id });
-      const wasCurrent = store.current === id;
-      store.removeConversation(id);
-      if (wasCurrent) newConversation();
-      toasts.info("Conversation deleted.");
-    } catch (err) {
-      toasts.error(describeError(err, "Delete failed"));
-    }
+    if (!(await confirmDialog(`Delete “${title}”? You can undo it for a few seconds.`))) return;
+    // Gone from the page at once; sent to the server only when the Undo offer ends.
+    const conv = store.conversations.get(id);
+    const saved = store.threads.get(id);
+    const wasCurrent = store.current === id;
+    store.removeConversation(id);
+    if (wasCurrent) newConversation();
+    const restore = () => {
+      if (conv) store.upsertConversation(conv);
+      if (saved) store.threads.set(id, saved);
+      if (wasCurrent) openConversation(id);
+    };
+    const commit = () => {
+      if (!pendingDeletes.has(id)) return;
+      pendingDeletes.delete(id);
+      conn.whenReady(() =>
+        conn.request({ type: "conversation.delete", conversation_id: id }).catch((err) => {
+          if (err.code === "not_found") return; // deleted already (another tab)
+          restore();
+          toasts.error(describeError(err, "Delete failed"));
+        }),
+      );
+    };
+    pendingDeletes.set(id, commit);
+    toasts.info("Conversation deleted.", {
+      timeoutMs: UNDO_MS,
+      action: {
+        label: "Undo",
+        testid: "undo-delete",
+        run: () => {
+          pendingDeletes.delete(id);
+          restore();
+        },
+      },
+      onClose: commit,
+    });
   },
   async onSearch(query) {
     const reply = await conn.request({ type: "tool", name: "search", args: { query, limit: 20 } });
@@ -390,6 +453,11 @@ const actions = {
     return reply.result;
   },
   onSubmit(text) {
+    const max = store.welcome && store.welcome.limits && store.welcome.limits.max_text_chars;
+    if (max && textLength(text) > max) {
+      toasts.error(`The message is ${(textLength(text) - max).toLocaleString()} characters over the limit of ${max.toLocaleString()}; shorten it to send.`);
+      return false;
+    }
     const cmd = parseCommand(text, store.welcome && store.welcome.tools);
     if (cmd && cmd.error) {
       toasts.error(cmd.error);
@@ -408,9 +476,16 @@ const actions = {
       toasts.error(describeError(err, "Could not stop"));
     }
   },
-  onRegenerate() {
-    const text = store.lastUserText(store.current);
-    if (text) sendText(text);
+  async onRegenerate() {
+    // The answer is written again in its place (`regenerate`): the question is not sent again.
+    const cur = store.current;
+    const last = !isDraft(cur) && store.lastAnswer(cur);
+    if (!last) return;
+    try {
+      await conn.request({ type: "regenerate", conversation_id: cur, message_id: last.id });
+    } catch (err) {
+      toasts.error(describeError(err, "Could not regenerate"));
+    }
   },
   async onDecide(callId, decision) {
     store.setDecision(callId, decision);
@@ -470,6 +545,7 @@ document.getElementById("logout").addEventListener("click", async () => {
 // ------------------------------------------------------------------ start
 
 restoreOutbox();
+restoreToolRows();
 const initial = hashId();
 if (initial) openConversation(initial);
 else {

@@ -1,0 +1,1 @@
+"""Who is calling: identities, API keys, passwords, login cookies, the binding rule, revocation."""

@@ -56,7 +56,7 @@ def load_secret(config: Config) -> bytes:
             )
         return value.encode()
     path = Path(config.store.path).parent / SECRET_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the data folder: private
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -32,7 +32,6 @@ from server.errors import Unauthorized
 from server.store.base import Store, UserRecord
 
 LOCAL_USER = UserRecord(id="local", name="local", role="admin")
-ROLES = ("admin", "user", "bot")
 
 
 class Identity(msgspec.Struct, kw_only=True):

@@ -13,50 +13,50 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from server.auth.login import CLOSE_LOGGED_OUT
+from server.config.live import LiveConfig
+from server.protocol import CloseCode
+from server.store.base import Store
 
 if TYPE_CHECKING:
-    from server.runtime import Runtime
+    from server.sessions.registry import SessionRegistry
     from server.sessions.session import Session
 
 log = structlog.get_logger("chinwag.revocation")
 
-CLOSE_KEY_REVOKED = 4011
 
-
-async def sweep(runtime: Runtime) -> int:
+async def sweep(store: Store, registry: SessionRegistry) -> int:
     """Close and forget the sessions whose credential is no longer valid; returns how many."""
-    sessions = list(runtime.sessions.sessions.values())
+    sessions = list(registry.sessions.values())
     key_ids = {s.key_id for s in sessions if s.key_id}
     login_ids = {s.login_id for s in sessions if s.login_id}
     if not key_ids and not login_ids:
         return 0
-    live_keys = await runtime.store.live_api_keys(sorted(key_ids)) if key_ids else set()
-    live_logins = await runtime.store.live_logins(sorted(login_ids)) if login_ids else set()
+    live_keys = await store.live_api_keys(sorted(key_ids)) if key_ids else set()
+    live_logins = await store.live_logins(sorted(login_ids)) if login_ids else set()
     closed = 0
     for session in sessions:
         if session.key_id and session.key_id not in live_keys:
-            _end(runtime, session, CLOSE_KEY_REVOKED, "API key revoked")
+            _end(registry, session, CloseCode.KEY_REVOKED, "API key revoked")
             closed += 1
         elif session.login_id and session.login_id not in live_logins:
-            _end(runtime, session, CLOSE_LOGGED_OUT, "login ended")
+            _end(registry, session, CloseCode.AUTH_FAILED, "login ended")
             closed += 1
     return closed
 
 
-def _end(runtime: Runtime, session: Session, code: int, reason: str) -> None:
+def _end(registry: SessionRegistry, session: Session, code: int, reason: str) -> None:
     log.info("session_revoked", session_id=session.id, user_id=session.user.id, code=code, reason=reason)
     if session.outlet is not None:
         session.outlet.close(code, reason)
-    runtime.sessions.drop(session)  # it cannot be resumed either
+    registry.drop(session)  # it cannot be resumed either
 
 
-async def watch(runtime: Runtime) -> None:
-    """Run `sweep` every `auth.revocation_poll_s` until cancelled."""
+async def watch(live: LiveConfig, store: Store, registry: SessionRegistry) -> None:
+    """Run `sweep` every `auth.revocation_poll_s` (read live) until cancelled."""
     while True:
-        await asyncio.sleep(max(runtime.config.auth.revocation_poll_s, 0.05))
+        await asyncio.sleep(max(live.current.auth.revocation_poll_s, 0.05))
         try:
-            await sweep(runtime)
+            await sweep(store, registry)
         except asyncio.CancelledError:
             raise
         except Exception:  # a store hiccup must not end the watcher

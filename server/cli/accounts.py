@@ -14,23 +14,20 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from server.auth.identity import ROLES
 from server.auth.keys import new_api_key
 from server.auth.passwords import hash_password
+from server.cli.options import add_config_options, config_from_args
 from server.config.settings import Config
 from server.errors import ChinwagError
 from server.observability import audit
-from server.store.base import Store
+from server.store.base import ROLES, Store
 from server.store.sqlite.store import SqliteStore
 
 T = TypeVar("T")
 CLI_ADDRESS = "cli"
 
 
-def add_account_commands(
-    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
-    add_config_options: Callable[[argparse.ArgumentParser], None],
-) -> None:
+def add_account_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     users = commands.add_parser("users", help="add and list users")
     user_verbs = users.add_subparsers(dest="users_command", required=True)
     add = user_verbs.add_parser("add", help="add a user")
@@ -157,7 +154,6 @@ def _keys_revoke(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, action: Callable[[Store], Awaitable[T]]) -> T | None:
     """Run `action` on the configured store; print a ChinwagError and return None."""
-    from server.cli.main import config_from_args
     from server.observability.logs import configure_logging
 
     config = config_from_args(args)

@@ -1,0 +1,1 @@
+"""Settings: typed, loaded from file, environment and `--set`; live in one `LiveConfig`; hot reload."""

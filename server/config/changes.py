@@ -13,6 +13,7 @@ from server.config.settings import Config
 RESTART_REQUIRED = (
     "server.host",
     "server.port",
+    "server.trusted_proxies",
     "server.shutdown_grace_s",
     "store",
     "limits.max_frame_bytes",
@@ -20,6 +21,8 @@ RESTART_REQUIRED = (
     "auth.secret_env",
     "session.heartbeat_s",
     "prompts.dir",
+    "prompts.max_chars",
+    "prompts.render_timeout_s",
     "tools.folders",
     "log.level",
     "log.format",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from server.errors import validation_parts
+
 _BARE_OR_QUOTED = r'(?:[A-Za-z0-9_-]+|"[^"\n]*"|\'[^\'\n]*\')'
 _DOTTED = rf"{_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*"
 _HEADER = re.compile(rf"^\s*\[\[?\s*({_DOTTED})\s*\]\]?")
@@ -45,10 +47,8 @@ def line_of(lines: dict[str, int], key: str) -> int:
 
 def split_validation_error(text: str) -> tuple[str, str]:
     """msgspec says "Expected `int`, got `str` - at `$.server.port`"; name the key first."""
-    message, sep, where = text.rpartition(" - at ")
-    if not sep:
-        message, where = text, "`$`"
-    key = where.strip("`").removeprefix("$").lstrip(".").replace("[...]", ".*")
+    message, where = validation_parts(text)
+    key = where.removeprefix("$").lstrip(".").replace("[...]", ".*")
     key = key.replace("[", ".").replace("]", "").replace("'", "").replace('"', "")
     for pattern, meaning in (
         (r"Object contains unknown field `([^`]+)`", "unknown setting"),

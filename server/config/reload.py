@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,55 +21,63 @@ import structlog
 import watchfiles
 
 from server.config.changes import changed_keys
-from server.config.settings import config_origin, resolve_config
+from server.config.live import LiveConfig
+from server.config.settings import Config, config_origin, resolve_config
 from server.errors import ConfigError
-from server.prompts import SUFFIX, PromptError
+from server.prompts.library import SUFFIX, PromptError
 
 if TYPE_CHECKING:
-    from server.runtime import Runtime
+    from server.prompts.library import PromptLibrary
+
+# Validates and applies a new config, returning the keys held back for a restart.
+Apply = Callable[[Config], list[str]]
 
 log = structlog.get_logger("chinwag.reload")
 
 
 class Reloader:
-    """Re-reads templates and config for one runtime. `reload_*` are plain methods that
-    tests call directly; `start()` runs them from a `watchfiles` watcher."""
+    """Re-reads templates into `prompts` and the config through `apply`. `reload_*` are
+    plain methods that tests call directly; `start()` runs them from a `watchfiles` watcher."""
 
     def __init__(
         self,
-        runtime: Runtime,
+        live: LiveConfig,
+        prompts: PromptLibrary,
+        apply: Apply,
         *,
         config_path: str | Path | None = None,
         overrides: Iterable[str] = (),
         environ: dict[str, str] | None = None,
     ):
-        self.runtime = runtime
+        self.live = live
+        self.prompts = prompts
+        self._apply = apply
         self.config_path = Path(config_path).resolve() if config_path else None
         self.overrides = tuple(overrides)
         self.environ = environ
-        self.prompts_dir = runtime.prompts.directory.resolve()
+        self.prompts_dir = prompts.directory.resolve()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    def for_runtime(cls, runtime: Runtime) -> Reloader:
+    def from_origin(cls, live: LiveConfig, prompts: PromptLibrary, apply: Apply) -> Reloader:
         """A reloader that rebuilds the config from the file and `--set`s it was loaded from."""
-        origin = config_origin(runtime.config)
+        origin = config_origin(live.current)
         if origin is None:
-            return cls(runtime)
-        return cls(runtime, config_path=origin.path, overrides=origin.overrides)
+            return cls(live, prompts, apply)
+        return cls(live, prompts, apply, config_path=origin.path, overrides=origin.overrides)
 
     # -- applying changes --------------------------------------------------------------------
 
     def reload_prompts(self) -> bool:
         """Recompile every template; on an error keep the live set and log where it is."""
         try:
-            self.runtime.prompts.load(require=self.runtime.config.prompts.default_template)
+            self.prompts.load(require=self.live.current.prompts.default_template)
         except PromptError as exc:
             location = str(exc).split(": ", 1)[0]
             log.error("prompts_reload_failed", location=str(self.prompts_dir / location), error=str(exc))
             return False
-        log.info("prompts_reloaded", templates=self.runtime.prompts.names())
+        log.info("prompts_reloaded", templates=self.prompts.names())
         return True
 
     def reload_config(self) -> bool:
@@ -80,14 +88,14 @@ class Reloader:
                 environ=dict(os.environ) if self.environ is None else self.environ,
                 overrides=self.overrides,
             ).config
-            old = self.runtime.config
-            held = self.runtime.apply_config(new)
+            old = self.live.current
+            held = self._apply(new)
         except ConfigError as exc:
             log.error("config_reload_failed", key=exc.key, location=exc.source, error=str(exc))
             return False
         if held:
             log.warning("config_restart_required", keys=held)
-        log.info("config_reloaded", changed=changed_keys(old, self.runtime.config))
+        log.info("config_reloaded", changed=changed_keys(old, self.live.current))
         return True
 
     # -- watching ----------------------------------------------------------------------------
@@ -130,7 +138,7 @@ class Reloader:
             self._task = None
 
     async def _watch(self) -> None:
-        debounce_ms = self.runtime.config.reload.debounce_ms
+        debounce_ms = self.live.current.reload.debounce_ms
         log.info("reload_watching", paths=[str(p) for p in self.watched()])
         try:
             async for changes in watchfiles.awatch(

@@ -8,18 +8,25 @@ name the file line and `chinwag config show` can say why a value is what it is.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from server.config.errors import line_of, split_validation_error, toml_key_lines
 from server.errors import ConfigError
+
+# A setting declared secret (`Annotated[str, SECRET]`) is masked wherever the config is
+# shown (`server.config.view`): for a URL, only the password in it. A setting's name says
+# nothing: `quotas.tokens_per_day` is no secret, and a name like `api_key_env` holds none.
+SECRET = msgspec.Meta(extra={"secret": True})
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 
 
 class Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -29,10 +36,13 @@ class Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class ServerSettings(Section):
     name: str = "chinwag"
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: Port = 8000
     # Empty means "the server's own origins" (see `effective_origins`).
     allowed_origins: list[str] = []
     public_url: str | None = None
+    # Addresses or networks (`10.0.0.0/8`) whose X-Forwarded-For / -Proto are believed;
+    # empty: none, every request's address is the socket's peer (see docs/security.md).
+    trusted_proxies: list[str] = []
     # Seconds running turns get to finish on SIGTERM before they are checkpointed.
     shutdown_grace_s: float = 10.0
 
@@ -44,6 +54,8 @@ class StoreSettings(Section):
     # How long the writer waits to gather more writes into one commit.
     group_commit_ms: float = 2.0
     group_commit_max: int = 256
+    # `PRAGMA quick_check` at start-up: reads the whole file once to refuse a damaged one.
+    quick_check: bool = True
 
 
 class LimitsSettings(Section):
@@ -52,6 +64,8 @@ class LimitsSettings(Section):
     frame_window_s: float = 60.0
     bad_frames_per_window: int = 10
     bad_frame_window_s: float = 60.0
+    # Bytes of client frames per `frame_window_s` per connection (over it: close 4008).
+    frame_bytes_per_window: int = 2 * 1024 * 1024
     max_text_chars: int = 32000
     # Outbound frames queued per socket before deltas are coalesced / the socket is closed.
     outbound_queue: int = 256
@@ -61,13 +75,26 @@ class LimitsSettings(Section):
     # HTTP routes (slowapi), per API key, login or address; login attempts per address.
     http_per_minute: int = 300
     logins_per_minute: int = 10
+    # Request bodies, bounded while they are read and before any parsing (413 past it):
+    # `/auth/...` carries a name and a password, every other route at most the other.
+    max_login_body_bytes: int = 4096
+    max_body_bytes: int = 65536
+    # Failed logins to one account within `login_failure_window_s`: from one address, and
+    # from all addresses together (that lock spares addresses the account logged in from).
+    login_failures_per_address: int = 5
+    login_failures_per_account: int = 20
+    login_failure_window_s: float = 900.0
     # Where those counters live: "memory://", or e.g. "redis://host:6379" for several processes.
-    storage_uri: str = "memory://"
+    storage_uri: Annotated[str, SECRET] = "memory://"
 
 
 class SessionSettings(Section):
     ttl_s: float = 120.0
     replay_buffer: int = 4096
+    # Bytes of events kept per session for resume (the oldest go first past it).
+    replay_buffer_bytes: int = 1024 * 1024
+    # Sessions one user may hold; past it the longest-detached one is forgotten.
+    max_per_user: int = 32
     heartbeat_s: float = 20.0
     hello_timeout_s: float = 10.0
 
@@ -83,7 +110,7 @@ class ModelSettings(Section):
 
     provider: Literal["anthropic", "openai", "echo"]
     model_id: str = ""
-    base_url: str | None = None
+    base_url: Annotated[str, SECRET] | None = None
     # Name of the environment variable holding the API key; never the key itself.
     api_key_env: str | None = None
     context_window: int = 200_000
@@ -94,6 +121,8 @@ class ModelSettings(Section):
     connect_timeout_s: float = 5.0
     # Seconds without a stream event before the call counts as hung.
     idle_timeout_s: float = 30.0
+    # This model's own `routing.first_token_timeout_s` (slow local or reasoning models).
+    first_token_timeout_s: float | None = None
 
 
 class RoutingRule(Section):
@@ -124,6 +153,9 @@ class RoutingSettings(Section):
     backoff_max_s: float = 4.0
     breaker_failures: int = 5
     breaker_cooldown_s: float = 30.0
+    # Seconds a model gets, over all its retries, to send the first text or tool call of a
+    # call before the selector moves to the next candidate (not applied to the last one).
+    first_token_timeout_s: float = 20.0
 
 
 class EchoSettings(Section):
@@ -137,6 +169,10 @@ class PromptSettings(Section):
     # Folder of `*.md.j2` templates; empty means the templates shipped with chinwag.
     dir: str = ""
     default_template: str = "system"
+    # The longest system prompt a template may render, and the largest value it may build
+    # on the way (characters); and the longest a render may take.
+    max_chars: int = 100_000
+    render_timeout_s: float = 1.0
 
 
 class ToolsSettings(Section):
@@ -204,9 +240,6 @@ class Config(Section, weakref=True):
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     quotas: QuotaSettings = msgspec.field(default_factory=QuotaSettings)
 
-    def model_names(self) -> list[str]:
-        return list(self.models)
-
     def effective_origins(self, port: int | None = None) -> set[str]:
         """The origins a browser handshake may come from; `port` is the one actually bound
         (it differs from the configured one when that is 0)."""
@@ -217,6 +250,31 @@ class Config(Section, weakref=True):
         if self.server.public_url:
             origins.add(self.server.public_url.rstrip("/"))
         return origins
+
+    def effective_hosts(self, port: int | None = None) -> set[str]:
+        """The `Host` values the server answers to: those of `effective_origins`, so a page
+        served under a name of its own (DNS rebinding) is refused like a foreign origin.
+        A default port may also be spelt out (`app.example.com:443`)."""
+        hosts: set[str] = set()
+        for origin in self.effective_origins(port):
+            scheme, _, rest = origin.lower().partition("://")
+            host = rest.split("/", 1)[0]
+            hosts.add(host)
+            if ":" not in host.rpartition("]")[2] and scheme in DEFAULT_PORTS:
+                hosts.add(f"{host}:{DEFAULT_PORTS[scheme]}")
+        return hosts
+
+    def host_allowed(self, host: str, port: int | None = None) -> bool:
+        """Whether a request's `Host` names this server: one of `effective_hosts`, or a
+        loopback name on any port (an `ssh -L` tunnel or a local forwarder; no page can
+        rebind those, as they are resolved without DNS)."""
+        host = host.lower()
+        name = host.rsplit(":", 1)[0] if host.rpartition("]")[2].count(":") == 1 else host
+        return name in LOOPBACK_NAMES or host in self.effective_hosts(port)
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
 
 ENV_PREFIX = "CHINWAG_"
@@ -371,7 +429,49 @@ def _convert(raw: dict[str, Any], where: Callable[[str], str]) -> Config:
             key, message = _name_dict_key(raw, key, message)
         raise ConfigError(key, message, where(key)) from None
     _check_references(config, where)
+    _check_proxies(config, where)
+    _check_variable_names(config, where)
     return config
+
+
+# What `api_key_env` and `auth.secret_env` take: the *name* of an environment variable.
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_variable_names(config: Config, where: Callable[[str], str]) -> None:
+    """Refuse a key pasted where its variable's name belongs (the message never repeats it)."""
+    named = {
+        f"models.{name}.api_key_env": (model.api_key_env, "API key", "ANTHROPIC_API_KEY")
+        for name, model in config.models.items()
+    }
+    named["auth.secret_env"] = (config.auth.secret_env, "cookie-signing secret", "CHINWAG_SECRET")
+    for key, (value, what, example) in named.items():
+        if value is not None and _looks_like_a_secret(value):
+            raise ConfigError(
+                key,
+                f"takes the name of the environment variable that holds the {what} (like"
+                f" {example}), not the value itself; put the value in that variable",
+                where(key),
+            )
+
+
+def _looks_like_a_secret(value: str) -> bool:
+    """Not a variable name (`sk-ant-...`), or a long run of letters and digits without an
+    underscore, as random keys are and variable names are not."""
+    if not _VARIABLE_NAME.fullmatch(value):
+        return True
+    return len(value) >= 20 and "_" not in value and any(c.isdigit() for c in value)
+
+
+def _check_proxies(config: Config, where: Callable[[str], str]) -> None:
+    key = "server.trusted_proxies"
+    for entry in config.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry)  # strict, as uvicorn reads it: 10.0.0.0/8, not 10.0.0.1/8
+        except ValueError as exc:
+            raise ConfigError(
+                key, f"{entry!r} is not an IP address or network (like 10.0.0.0/8): {exc}", where(key)
+            ) from None
 
 
 def _name_dict_key(raw: dict[str, Any], key: str, message: str) -> tuple[str, str]:

@@ -1,0 +1,1 @@
+"""The socket edge: a frame comes in here, is checked and decoded, and goes to its handler."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from collections.abc import Awaitable, Callable
 
 import structlog
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -19,17 +20,11 @@ from server.errors import BadRequest, ChinwagError, Unauthorized
 from server.gateway.dispatch import FrameHandler
 from server.gateway.frame_windows import SlidingWindow
 from server.gateway.outbound import Outbound
-from server.runtime import Runtime
+from server.gateway.parts import GatewayParts
+from server.protocol import CloseCode
 from server.sessions.session import Session
 
 log = structlog.get_logger("chinwag.gateway")
-
-CLOSE_TOO_BIG = 1009
-CLOSE_INTERNAL = 1011
-CLOSE_BAD_FRAMES = 4002
-CLOSE_NO_HELLO = 4003
-CLOSE_AUTH_FAILED = 4004
-CLOSE_RATE_LIMITED = 4008
 
 
 class CloseConnection(Exception):
@@ -39,36 +34,51 @@ class CloseConnection(Exception):
         self.reason = reason
 
 
-async def websocket_endpoint(websocket: WebSocket) -> None:
-    runtime: Runtime = websocket.app.state.runtime
+def websocket_endpoint(parts: GatewayParts) -> Callable[[WebSocket], Awaitable[None]]:
+    """The `/ws` endpoint, bound to what it uses."""
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await _serve_socket(parts, websocket)
+
+    return endpoint
+
+
+async def _serve_socket(parts: GatewayParts, websocket: WebSocket) -> None:
     origin = websocket.headers.get("origin")
-    if origin is not None and origin not in runtime.allowed_origins():
+    if origin is not None and origin not in parts.allowed_origins():
         log.info("handshake_refused", reason="origin", origin=origin)
         await websocket.close(code=1008)  # before accept: the server answers HTTP 403
         return
+    host = websocket.headers.get("host")
+    if host is not None and not parts.host_allowed(host):
+        log.info("handshake_refused", reason="host", host=host)  # DNS rebinding: see http.security
+        await websocket.close(code=1008)
+        return
     offered = websocket.scope.get("subprotocols") or []
     await websocket.accept(subprotocol=protocol.SUBPROTOCOL if protocol.SUBPROTOCOL in offered else None)
-    connection = Connection(runtime, websocket)
+    connection = Connection(parts, websocket)
     with structlog.contextvars.bound_contextvars(connection_id=connection.id), \
-            runtime.metrics.sockets_open.track_inprogress():
+            parts.metrics.sockets_open.track_inprogress():
         await connection.serve()
 
 
 class Connection:
     """One socket, from accept to close."""
 
-    def __init__(self, runtime: Runtime, websocket: WebSocket):
+    def __init__(self, parts: GatewayParts, websocket: WebSocket):
         self.id = "w_" + secrets.token_urlsafe(6)
-        self.runtime = runtime
+        self.parts = parts
         self.websocket = websocket
-        limits = runtime.config.limits
+        limits = parts.config.limits
         # A peer that takes no frame for two heartbeats would also have failed the heartbeat.
         self.outbound = Outbound(
             websocket.send_text,
             limit=limits.outbound_queue,
-            stall_s=2 * runtime.config.session.heartbeat_s,
+            stall_s=2 * parts.config.session.heartbeat_s,
         )
         self.frames = SlidingWindow(limits.frames_per_window, limits.frame_window_s)
+        # By bytes as well: a frame can be cheap to send and costly to check (brackets).
+        self.frame_bytes = SlidingWindow(limits.frame_bytes_per_window, limits.frame_window_s)
         self.bad_frames = SlidingWindow(limits.bad_frames_per_window, limits.bad_frame_window_s)
         self.session: Session | None = None
         self.handler: FrameHandler | None = None
@@ -83,24 +93,24 @@ class Connection:
             if not writer.done():
                 # The reader ended: the client left, or broke a rule and its close code is
                 # queued. Let the writer put the close on the wire (bounded by its stall_s).
-                self.outbound.close(1000)
+                self.outbound.close(CloseCode.NORMAL)
                 await asyncio.wait({writer})
         finally:
             # First, before any await: a cancelled connection still counts its close.
-            self.runtime.metrics.socket_closes.labels(str(self.outbound.close_code or "none")).inc()
+            self.parts.metrics.socket_closes.labels(str(self.outbound.close_code or "none")).inc()
             reader.cancel()
             self._detach()
             writer.cancel()
             await asyncio.gather(reader, writer, return_exceptions=True)
             if self.outbound.stuck:
                 self._abort()
-            self.runtime.sessions.expire()
+            self.parts.sessions.expire()
             log.info(
                 "socket_closed",
                 session_id=self.session.id if self.session else None,
                 code=self.outbound.close_code,
                 aborted=self.outbound.stuck,
-                attached_sessions=self.runtime.sessions.attached_count(),
+                attached_sessions=self.parts.sessions.attached_count(),
             )
 
     def _detach(self) -> None:
@@ -127,63 +137,71 @@ class Connection:
             self.outbound.close(close.code, close.reason)
         except WebSocketDisconnect:
             pass
+        except Exception:
+            # A bug, not the client's fault: say so with 1011 (it may resume), never 1000.
+            log.exception("connection_failed")
+            self.outbound.close(CloseCode.INTERNAL, "internal error")
 
     async def _receive(self) -> str | bytes:
         message = await self.websocket.receive()
         if message["type"] == "websocket.disconnect":
-            raise WebSocketDisconnect(message.get("code", 1000))
+            raise WebSocketDisconnect(message.get("code", CloseCode.NORMAL))
         raw = message.get("text")
         if raw is None:
             raw = message.get("bytes") or b""
-        if len(raw) > self.runtime.config.limits.max_frame_bytes:
-            raise CloseConnection(CLOSE_TOO_BIG, "frame too big")
+        if len(raw) > self.parts.config.limits.max_frame_bytes:
+            raise CloseConnection(CloseCode.TOO_BIG, "frame too big")
         if not self.frames.hit():
-            self.runtime.metrics.rate_limited.labels("frames").inc()
-            raise CloseConnection(CLOSE_RATE_LIMITED, "too many frames")
+            self.parts.metrics.rate_limited.labels("frames").inc()
+            raise CloseConnection(CloseCode.RATE_LIMITED, "too many frames")
+        size = len(raw) if isinstance(raw, bytes) or raw.isascii() else len(raw.encode())
+        if not self.frame_bytes.hit(size):
+            self.parts.metrics.rate_limited.labels("frames").inc()  # by count or by bytes
+            raise CloseConnection(CloseCode.RATE_LIMITED, "too many frame bytes")
         return raw
 
     async def _await_hello(self) -> None:
-        timeout = self.runtime.config.session.hello_timeout_s
+        timeout = self.parts.config.session.hello_timeout_s
         try:
             raw = await asyncio.wait_for(self._receive(), timeout)
         except TimeoutError:
-            raise CloseConnection(CLOSE_NO_HELLO, "no hello in time") from None
+            raise CloseConnection(CloseCode.NO_HELLO, "no hello in time") from None
         try:
             frame = protocol.decode_client_frame(raw)
         except ChinwagError as exc:
             self._send_error(exc, protocol.peek_ref(raw))
-            raise CloseConnection(CLOSE_NO_HELLO, "the first frame must be hello") from None
+            raise CloseConnection(CloseCode.NO_HELLO, "the first frame must be hello") from None
         if not isinstance(frame, protocol.Hello):
-            raise CloseConnection(CLOSE_NO_HELLO, "the first frame must be hello")
+            raise CloseConnection(CloseCode.NO_HELLO, "the first frame must be hello")
         await self._welcome(frame)
 
     async def _welcome(self, hello: protocol.Hello) -> None:
-        runtime = self.runtime
+        parts = self.parts
         try:
-            identity = await runtime.authenticator.identify(self.websocket.headers, hello.token)
+            identity = await parts.authenticator.identify(self.websocket.headers, hello.token)
         except Unauthorized as exc:
             log.info("auth_failed", reason=exc.message)
-            raise CloseConnection(CLOSE_AUTH_FAILED, exc.message) from None
+            raise CloseConnection(CloseCode.AUTH_FAILED, exc.message) from None
         user = identity.user
-        await runtime.store.ensure_user(user)
-        session = runtime.sessions.find_resumable(user, hello.resume) if hello.resume else None
+        await parts.store.ensure_user(user)
+        session = parts.sessions.find_resumable(user, hello.resume) if hello.resume else None
         resumed = session is not None
         if session is None:
-            session = runtime.sessions.create(user)
+            session = parts.sessions.create(user)
         session.key_id, session.login_id = identity.key_id, identity.login_id
         self.session = session
-        self.handler = FrameHandler(runtime, session)
+        self.handler = FrameHandler(parts, session)
         structlog.contextvars.bind_contextvars(session_id=session.id, user_id=user.id)
         welcome = self._welcome_frame(session, resumed, hello.ref)
         last_seq = hello.resume.last_seq if resumed and hello.resume else None
         session.attach(self.outbound, protocol.encode(welcome), last_seq=last_seq)
         replayed = session.seq - last_seq if last_seq is not None else 0  # all were buffered
-        self.runtime.metrics.replayed_events.inc(replayed)
+        self.parts.metrics.replayed_events.inc(replayed)
         log.info("session_resumed" if resumed else "session_started", last_seq=session.seq, replayed=replayed)
 
     def _welcome_frame(self, session: Session, resumed: bool, ref: protocol.Ref) -> protocol.Welcome:
-        runtime = self.runtime
-        config = runtime.config
+        parts = self.parts
+        config = parts.config
         return protocol.Welcome(
             ref=ref,
             session_id=session.id,
@@ -193,13 +211,14 @@ class Connection:
             heartbeat_s=config.session.heartbeat_s,
             user=protocol.UserInfo(id=session.user.id, name=session.user.name, role=session.user.role),
             server=protocol.ServerInfo(name=config.server.name, version=__version__),
-            models=runtime.selector.model_names(),
-            templates=runtime.prompts.names(),
-            tools=runtime.tools.describe_for(session.user.role),
+            models=parts.selector.model_names(),
+            templates=parts.prompts.names(),
+            tools=parts.tools.describe_for(session.user.role),
             limits={
                 "max_frame_bytes": config.limits.max_frame_bytes,
                 "frames_per_window": config.limits.frames_per_window,
                 "frame_window_s": config.limits.frame_window_s,
+                "frame_bytes_per_window": config.limits.frame_bytes_per_window,
                 "max_text_chars": config.limits.max_text_chars,
                 "history_limit_max": 200,
                 "session_ttl_s": config.session.ttl_s,
@@ -214,7 +233,7 @@ class Connection:
                 raise BadRequest("binary frames are not accepted; send JSON as text frames")
             frame = protocol.decode_client_frame(raw)
             ref = frame.ref
-            if isinstance(frame, protocol.Send):
+            if isinstance(frame, (protocol.Send, protocol.Regenerate)):
                 # Shielded: a socket that dies while the message commits must not stop its
                 # turn from starting (a resent send would find it stored and start nothing).
                 await asyncio.shield(self._accept_send(frame))
@@ -225,7 +244,7 @@ class Connection:
                 ref = protocol.peek_ref(raw)
             self._send_error(exc, ref)
             if exc.code in ("bad_request", "unknown_type", "too_large") and not self.bad_frames.hit():
-                raise CloseConnection(CLOSE_BAD_FRAMES, "too many bad frames") from None
+                raise CloseConnection(CloseCode.BAD_FRAMES, "too many bad frames") from None
             return
         except Exception:
             log.exception("frame_failed")
@@ -234,8 +253,9 @@ class Connection:
         reply.ref = ref
         self.outbound.deliver(protocol.encode(reply))
 
-    def _accept_send(self, frame: protocol.Send) -> asyncio.Task[None]:
-        """Store the message, queue its ack, start its turn: all of it, or none of it."""
+    def _accept_send(self, frame: protocol.Send | protocol.Regenerate) -> asyncio.Task[None]:
+        """Store the message (or empty the answer to regenerate), queue the reply, start
+        the turn: all of it, or none of it."""
         assert self.handler is not None
         handler = self.handler
 
@@ -243,7 +263,9 @@ class Connection:
             ack = await handler.handle(frame)
             ack.ref = frame.ref
             self.outbound.deliver(protocol.encode(ack))  # the ack precedes every turn event
-            if isinstance(ack, protocol.Ack):
+            if isinstance(ack, protocol.Regenerated):
+                handler.start_regeneration(ack)
+            elif isinstance(ack, protocol.Ack) and isinstance(frame, protocol.Send):
                 log.info(
                     "message_accepted", conversation_id=ack.conversation_id,
                     message_id=ack.message_id, turn_id=ack.turn_id, text=frame.text,

@@ -11,30 +11,32 @@ from datetime import UTC, datetime
 from typing import Any
 
 from server import protocol
-from server.errors import BadRequest, TooLarge
-from server.runtime import Runtime
+from server.errors import BadRequest, Conflict, TooLarge, Unavailable
+from server.gateway.parts import GatewayParts
 from server.sessions.session import Session
-from server.store.base import NewUserMessage
+from server.store.base import NewUserMessage, Restarted
 from server.turns.state import TurnRequest
 
 
 class FrameHandler:
-    def __init__(self, runtime: Runtime, session: Session):
-        self.runtime = runtime
+    def __init__(self, parts: GatewayParts, session: Session):
+        self.parts = parts
         self.session = session
         self.user = session.user
+        # Regenerations committed and answered, by turn id, until the gateway starts them.
+        self._restarted: dict[str, Restarted] = {}
 
     async def handle(self, frame: protocol.ClientFrame) -> protocol.Reply:
         match frame:
             case protocol.Send():
                 return await self.send(frame)
             case protocol.Cancel(turn_id=turn_id):
-                await self.runtime.turns.cancel(self.user.id, turn_id)
+                await self.parts.turns.cancel(self.user.id, turn_id)
                 return protocol.Ok()
             case protocol.HistoryRequest():
                 return await self.history(frame)
             case protocol.ConversationsRequest():
-                conversations, has_more = await self.runtime.store.list_conversations(
+                conversations, has_more = await self.parts.store.list_conversations(
                     self.user.id, before=frame.before, limit=frame.limit, query=frame.query
                 )
                 return protocol.ConversationsReply(conversations=conversations, has_more=has_more)
@@ -42,19 +44,21 @@ class FrameHandler:
                 await self.update_conversation(frame)
                 return protocol.Ok()
             case protocol.ConversationDelete(conversation_id=conversation_id):
-                await self.runtime.store.delete_conversation(self.user.id, conversation_id)
+                await self.parts.store.delete_conversation(self.user.id, conversation_id)
                 self.session.open_conversations.discard(conversation_id)
                 return protocol.Ok()
             case protocol.Approve(call_id=call_id, decision=decision):
-                self.runtime.tools.approvals.decide(self.user.id, call_id, decision)
+                self.parts.tools.approvals.decide(self.user.id, call_id, decision)
                 return protocol.Ok()
             case protocol.ToolInvoke():
-                outcome = await self.runtime.tools.call_direct(
+                outcome = await self.parts.tools.call_direct(
                     self.user, frame.name, frame.args, frame.conversation_id
                 )
                 return protocol.ToolResult(
                     name=frame.name, ok=outcome.ok, result=outcome.result, error=outcome.error
                 )
+            case protocol.Regenerate():
+                return await self.regenerate(frame)
             case protocol.Ping():
                 return protocol.Pong()
             case protocol.Hello():
@@ -62,20 +66,30 @@ class FrameHandler:
         raise BadRequest(f"frame type {type(frame).__name__} is not handled")
 
     async def send(self, frame: protocol.Send) -> protocol.Ack:
-        runtime = self.runtime
-        if len(frame.text) > runtime.config.limits.max_text_chars:
+        parts = self.parts
+        if frame.conversation_id is not None:
+            # Ownership before anything else: another user's conversation is `not_found`
+            # whatever its state (busy or idle), and whatever else is wrong with the frame.
+            await parts.store.get_conversation(self.user.id, frame.conversation_id)
+        if len(frame.text) > parts.config.limits.max_text_chars:
             raise TooLarge(
                 f"text is {len(frame.text)} characters; the limit is "
-                f"{runtime.config.limits.max_text_chars}",
+                f"{parts.config.limits.max_text_chars}",
                 details={"path": "$.text"},
             )
         if not frame.text.strip():
             raise BadRequest("text is empty", details={"path": "$.text"})
         self._check_choices(frame.model, frame.template)
-        runtime.turns.check_accepts(frame.conversation_id)
+        try:
+            parts.turns.check_accepts(self.user.id, frame.conversation_id)
+        except Conflict:
+            # A resend of a message already stored starts no turn: it gets its ack again
+            # (Guarantee 1), whatever runs in the conversation.
+            if not await parts.store.message_accepted(self.user.id, frame.client_msg_id):
+                raise
         # Turns per minute and the day's token quota, before anything is stored.
-        await runtime.guard.check(self.user, frame.client_msg_id)
-        accepted = await runtime.store.accept_user_message(NewUserMessage(
+        await parts.guard.check(self.user, frame.client_msg_id)
+        new = NewUserMessage(
             user_id=self.user.id,
             client_msg_id=frame.client_msg_id,
             text=frame.text,
@@ -83,7 +97,15 @@ class FrameHandler:
             model=frame.model,
             template=frame.template,
             variables=frame.variables,
-        ))
+        )
+        try:
+            accepted = await parts.store.accept_user_message(new)
+        except Unavailable as exc:
+            # Nothing was stored and no turn started: the same send may simply be retried.
+            raise Unavailable(
+                f"your message was not stored: {exc.message}; send it again later",
+                details={**(exc.details or {}), "stored": False},
+            ) from exc
         self.session.open_conversations.add(accepted.conversation_id)
         ack = protocol.Ack(
             client_msg_id=frame.client_msg_id,
@@ -94,7 +116,7 @@ class FrameHandler:
             answer_message_id=accepted.answer_id or None,
         )
         if accepted.created:
-            await runtime.guard.counted(self.user)
+            await parts.guard.counted(self.user)
             self._announce(frame, accepted.conversation_id, accepted.message_id, accepted.turn_id)
         return ack
 
@@ -102,7 +124,7 @@ class FrameHandler:
         """Called by the gateway after the ack is queued: the ack precedes every turn event."""
         if ack.duplicate or ack.answer_message_id is None:
             return
-        self.runtime.turns.start(TurnRequest(
+        self.parts.turns.start(TurnRequest(
             turn_id=ack.turn_id,
             answer_id=ack.answer_message_id,
             chars=len(frame.text),
@@ -113,13 +135,49 @@ class FrameHandler:
             variables=frame.variables,
         ))
 
+    async def regenerate(self, frame: protocol.Regenerate) -> protocol.Regenerated:
+        """Empty the newest answer for a new turn on the same question; the gateway starts
+        that turn after the reply is queued (`start_regeneration`), as for a send."""
+        parts = self.parts
+        # Turns per minute and the day's quota, as for a send ("" names no stored message).
+        await parts.guard.check(self.user, "")
+        restarted = await parts.store.restart_answer(
+            self.user.id, frame.conversation_id, frame.message_id
+        )
+        self.session.open_conversations.add(restarted.conversation_id)
+        if restarted.created:
+            await parts.guard.counted(self.user)
+            self._restarted[restarted.turn_id] = restarted
+        return protocol.Regenerated(
+            conversation_id=restarted.conversation_id,
+            message_id=restarted.message_id,
+            turn_id=restarted.turn_id,
+            duplicate=not restarted.created,
+        )
+
+    def start_regeneration(self, reply: protocol.Regenerated) -> None:
+        restarted = self._restarted.pop(reply.turn_id, None)
+        if restarted is None:
+            return
+        self.parts.turns.start(TurnRequest(
+            turn_id=restarted.turn_id,
+            answer_id=restarted.message_id,
+            chars=restarted.chars,
+            user=self.user,
+            conversation_id=restarted.conversation_id,
+        ))
+
     async def history(self, frame: protocol.HistoryRequest) -> protocol.HistoryReply:
-        messages, has_more = await self.runtime.store.history(
+        messages, has_more = await self.parts.store.history(
             self.user.id, frame.conversation_id, before=frame.before, limit=frame.limit
         )
+        conversation = await self.parts.store.get_conversation(self.user.id, frame.conversation_id)
         self.session.open_conversations.add(frame.conversation_id)
         return protocol.HistoryReply(
-            conversation_id=frame.conversation_id, messages=messages, has_more=has_more
+            conversation_id=frame.conversation_id,
+            messages=messages,
+            has_more=has_more,
+            conversation=conversation,
         )
 
     async def update_conversation(self, frame: protocol.ConversationUpdate) -> None:
@@ -133,13 +191,13 @@ class FrameHandler:
         }
         if "title" in changes and not changes["title"].strip():
             raise BadRequest("title is empty", details={"path": "$.title"})
-        await self.runtime.store.update_conversation(self.user.id, frame.conversation_id, changes)
+        await self.parts.store.update_conversation(self.user.id, frame.conversation_id, changes)
 
     def _check_choices(self, model: str | None, template: str | None) -> None:
         if model is not None:
-            self.runtime.selector.settings(model)
+            self.parts.selector.settings(model)
         if template is not None:
-            self.runtime.prompts.get(template)
+            self.parts.prompts.get(template)
 
     def _announce(self, frame: protocol.Send, conversation_id: str, message_id: str, turn_id: str) -> None:
         """Tell the user's other sessions (other tabs, devices) about the stored message."""
@@ -154,4 +212,4 @@ class FrameHandler:
             client_msg_id=frame.client_msg_id,
             turn_id=turn_id,
         )
-        self.runtime.fanout.message_stored(self.user.id, message, origin=self.session)
+        self.parts.fanout.message_stored(self.user.id, message, origin=self.session)

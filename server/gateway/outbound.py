@@ -17,8 +17,7 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-CLOSE_NORMAL = 1000
-CLOSE_SLOW_CONSUMER = 4009
+from server.protocol import CloseCode
 
 
 class Outbound:
@@ -49,7 +48,7 @@ class Outbound:
         if self.close_code is not None:
             return
         if len(self.frames) >= self.limit and not replay:
-            self.close(CLOSE_SLOW_CONSUMER, "slow consumer: outbound queue overflowed", flush=False)
+            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbound queue overflowed", flush=False)
             return
         self.frames.append((seq, frame))
         self._wakeup.set()
@@ -72,7 +71,7 @@ class Outbound:
         return False
 
     def takeover(self) -> None:
-        self.close(CLOSE_NORMAL, "session resumed on another connection", flush=False)
+        self.close(CloseCode.NORMAL, "session resumed on another connection", flush=False)
 
     # -- control -----------------------------------------------------------------------
 
@@ -98,7 +97,7 @@ class Outbound:
             while self.frames:
                 _, frame = self.frames.popleft()
                 if not await self._within_stall(self._send(frame.decode())):
-                    self.close(CLOSE_SLOW_CONSUMER, "slow consumer: the socket stopped draining")
+                    self.close(CloseCode.SLOW_CONSUMER, "slow consumer: the socket stopped draining")
                     return
                 self.sent += 1
             if self.close_code is not None:

@@ -12,32 +12,20 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from server.auth.identity import bearer_token
+from server.config.live import LiveConfig
+from server.http.errors import error_response
 
 if TYPE_CHECKING:
-    from server.runtime import Runtime
-
-
-# -- HTTP (slowapi) ------------------------------------------------------------------------
-
-
-def request_key(request: Request) -> str:
-    """Per API key or login when the request carries one, else per client address.
-
-    The key is hashed: rate-limit storage (say, Redis) never holds a credential."""
-    runtime: Runtime = request.app.state.runtime
-    credential = bearer_token(request.headers) or request.cookies.get(runtime.config.auth.cookie_name)
-    if credential:
-        return "cred:" + hashlib.sha256(credential.encode()).hexdigest()[:24]
-    return "addr:" + client_address(request)
+    from server.observability.metrics import Metrics
 
 
 def address_key(request: Request) -> str:
@@ -48,15 +36,26 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def build_http_limiter(runtime: Runtime) -> Limiter:
+def build_http_limiter(live: LiveConfig) -> Limiter:
     """One limiter per app: `limits.http_per_minute` on every route (static files and the
-    health probes exempt), and `limits.logins_per_minute` per address on `POST /auth/login`."""
-    settings = runtime.config.limits
+    health probes exempt), and `limits.logins_per_minute` per address on `POST /auth/login`.
+    The rates are read live; the storage and switching limits on or off need a restart."""
+    settings = live.current.limits
+
+    def request_key(request: Request) -> str:
+        """Per API key or login when the request carries one, else per client address.
+        The key is hashed: rate-limit storage (say, Redis) never holds a credential."""
+        cookie = request.cookies.get(live.current.auth.cookie_name)
+        credential = bearer_token(request.headers) or cookie
+        if credential:
+            return "cred:" + hashlib.sha256(credential.encode()).hexdigest()[:24]
+        return address_key(request)
+
     with warnings.catch_warnings():  # slowapi would otherwise read ./.env: give it nothing
         warnings.simplefilter("ignore", UserWarning)
         return Limiter(
             key_func=request_key,
-            default_limits=[lambda: f"{max(runtime.config.limits.http_per_minute, 1)}/minute"],
+            default_limits=[lambda: f"{max(live.current.limits.http_per_minute, 1)}/minute"],
             storage_uri=settings.storage_uri,
             strategy="moving-window",
             key_style="endpoint",  # a Mount (static files) has no endpoint: not limited
@@ -65,22 +64,23 @@ def build_http_limiter(runtime: Runtime) -> Limiter:
         )
 
 
-def login_limit(runtime: Runtime) -> Callable[[], str]:
-    return lambda: f"{max(runtime.config.limits.logins_per_minute, 1)}/minute"
+def login_limit(live: LiveConfig) -> Callable[[], str]:
+    return lambda: f"{max(live.current.limits.logins_per_minute, 1)}/minute"
 
 
-async def rate_limited_response(request: Request, exc: Exception) -> Response:
+def rate_limited_handler(
+    limiter: Limiter, metrics: Metrics
+) -> Callable[[Request, Exception], Awaitable[Response]]:
     """slowapi's RateLimitExceeded as chinwag's error shape, with `retry_after`."""
-    request.app.state.runtime.metrics.rate_limited.labels("http").inc()
-    retry_after = 60.0
-    limiter: Limiter | None = getattr(request.app.state, "limiter", None)
-    current = getattr(request.state, "view_rate_limit", None)
-    if limiter is not None and current is not None:
-        stats = limiter.limiter.get_window_stats(current[0], *current[1])
-        retry_after = max(1.0, math.ceil(stats.reset_time - time.time()))
-    detail = exc.detail if isinstance(exc, RateLimitExceeded) else "rate limited"
-    return JSONResponse(
-        {"error": {"code": "rate_limited", "message": f"too many requests ({detail})", "retry_after": retry_after}},
-        status_code=429,
-        headers={"Retry-After": str(int(retry_after))},
-    )
+
+    async def rate_limited(request: Request, exc: Exception) -> Response:
+        metrics.rate_limited.labels("http").inc()
+        retry_after = 60.0
+        current = getattr(request.state, "view_rate_limit", None)
+        if current is not None:
+            stats = limiter.limiter.get_window_stats(current[0], *current[1])
+            retry_after = max(1.0, math.ceil(stats.reset_time - time.time()))
+        detail = exc.detail if isinstance(exc, RateLimitExceeded) else "rate limited"
+        return error_response("rate_limited", f"too many requests ({detail})", retry_after=retry_after)
+
+    return rate_limited

@@ -1,25 +1,21 @@
-"""HTTP hardening as one ASGI middleware: origin checks on state-changing requests, and
-security headers on every response (a strict Content-Security-Policy on HTML).
+"""HTTP hardening as one ASGI middleware: the `Host` check on every request, origin checks
+on state-changing requests, and security headers on every response (a strict
+Content-Security-Policy on HTML).
 
-WebSocket handshakes pass through untouched: the gateway checks their origin itself,
-before accepting (see `server.gateway.connection`).
+WebSocket handshakes pass through untouched: the gateway checks their origin and Host
+itself, before accepting (see `server.gateway.connection`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import structlog
-from slowapi.errors import RateLimitExceeded
-from slowapi.middleware import SlowAPIASGIMiddleware
-from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-if TYPE_CHECKING:
-    from server.runtime import Runtime
+from server.http.errors import error_response
+from server.http.probes import PATHS as PROBE_PATHS
 
 log = structlog.get_logger("chinwag.security")
 
@@ -39,27 +35,34 @@ EVERY_RESPONSE = {
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def origin_allowed(runtime: Runtime, origin: str | None) -> bool:
-    """No `Origin` header: not a browser, not refused for that. Otherwise an exact match
-    with one of `server.allowed_origins` (so no look-alike, other scheme or port, or `null`)."""
-    return origin is None or origin in runtime.allowed_origins()
-
-
 class SecurityMiddleware:
-    def __init__(self, app: ASGIApp):
+    """`host_allowed(host)` and `origins()` come from the live config (`Config.host_allowed`,
+    `Config.effective_origins`), with the port the server actually listens on."""
+
+    def __init__(self, app: ASGIApp, *, host_allowed: Callable[[str], bool], origins: Callable[[], set[str]]):
         self.app = app
+        self.host_allowed = host_allowed
+        self.origins = origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        runtime: Runtime = scope["app"].state.runtime
-        origin = Headers(scope=scope).get("origin")
-        if scope["method"] not in SAFE_METHODS and not origin_allowed(runtime, origin):
+        headers = Headers(scope=scope)
+        host = headers.get("host")
+        # Probes and scrapers call the address they were given (a pod IP, say): no Host rule.
+        # A page that rebinds its own DNS name to this server (DNS rebinding) sends that
+        # name, and is refused. No `Host` header (HTTP/1.0): not a browser, not refused.
+        if scope["path"] not in PROBE_PATHS and host is not None and not self.host_allowed(host):
+            log.info("request_refused", reason="host", host=host, path=scope["path"])
+            await error_response("forbidden", "unknown Host")(scope, receive, _with_headers(send))
+            return
+        origin = headers.get("origin")
+        # No `Origin` header: not a browser. Otherwise an exact match with one of the
+        # allowed origins (so no look-alike, other scheme or port, or `null`).
+        if scope["method"] not in SAFE_METHODS and origin is not None and origin not in self.origins():
             log.info("request_refused", reason="origin", origin=origin, path=scope["path"])
-            response = JSONResponse(
-                {"error": {"code": "forbidden", "message": "cross-origin request refused"}}, status_code=403
-            )
+            response = error_response("forbidden", "cross-origin request refused")
             await response(scope, receive, _with_headers(send))
             return
         await self.app(scope, receive, _with_headers(send))
@@ -77,25 +80,3 @@ def _with_headers(send: Send) -> Send:
         await send(message)
 
     return send_with_headers
-
-
-def install(app: Starlette, runtime: Runtime) -> None:
-    """Add the login routes, HTTP rate limits (slowapi) and this middleware to `app`.
-
-    Called by `create_app` once its routes exist. Middleware order, outermost first:
-    origin check and headers, then rate limits, then the routes."""
-    from server.auth import login
-    from server.http.rate_limits import build_http_limiter, rate_limited_response
-
-    limiter = build_http_limiter(runtime)
-    app.state.limiter = limiter
-    for route in app.routes:
-        if isinstance(route, Route) and route.path in UNLIMITED_PATHS:
-            limiter.exempt(route.endpoint)  # probes must answer however often they ask
-    app.router.routes[0:0] = login.routes(limiter, runtime)
-    app.add_exception_handler(RateLimitExceeded, rate_limited_response)
-    app.add_middleware(SlowAPIASGIMiddleware)
-    app.add_middleware(SecurityMiddleware)
-
-
-UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})

@@ -3,8 +3,9 @@
 Our canonical content blocks are the Messages API's own, so requests pass through almost
 unchanged. Stream events map back to ours: `text_delta` → `TextDelta`; a `tool_use` block's
 `input_json_delta` pieces are joined per block index and parsed at `content_block_stop`
-into one `ToolUse`; usage from `message_start` and `message_delta` → one `Usage`; the
-final `stop_reason` → `Finish`.
+into one `ToolUse`; usage from `message_start` → an early `Usage` (the input tokens are
+known, and billed, before any text), `message_delta`'s → the final `Usage`; the final
+`stop_reason` → `Finish`.
 
 SDK retries are off (`max_retries=0`): the selector decides about retries and fallback.
 """
@@ -28,7 +29,7 @@ from server.models.base import (
     Usage,
 )
 from server.models.common import ClientCache, TransportError, api_key, next_event
-from server.models.errors import connection_failed, from_status, timed_out
+from server.models.errors import connection_failed, cut_short, from_status, timed_out
 
 
 class AnthropicProvider:
@@ -104,6 +105,7 @@ class _StreamState:
         kind = event.type
         if kind == "message_start":
             self._count(event.message.usage)
+            return [Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens)]
         elif kind == "content_block_start":
             block = event.content_block
             if block.type == "tool_use":
@@ -122,7 +124,7 @@ class _StreamState:
     def finish(self) -> list[ModelEvent]:
         if not self.stopped:
             # The body ended without `message_stop`: the answer is cut short.
-            raise connection_failed(self.model_id, "stream ended before message_stop")
+            raise cut_short(self.model_id, "stream ended before message_stop")
         return [
             Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens),
             Finish(self.stop_reason or "end_turn"),

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import msgspec
 
 from server.config.settings import ModelSettings
-from server.errors import ModelUnavailable
+from server.errors import BadRequest, ModelUnavailable, TooLarge
 
 
 class ChatMessage(msgspec.Struct, frozen=True):
@@ -47,6 +47,9 @@ class ModelRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # -- events a provider yields, in this order: deltas and tool uses, then usage, then finish --
+# A provider may yield `Usage` early too (Anthropic's `message_start` says the input tokens
+# before any text): each `Usage` holds the call's counts so far and supersedes the one before.
+# A stream that ends without `Finish` was cut short; providers raise instead of ending so.
 
 
 class TextDelta(msgspec.Struct, frozen=True):
@@ -62,8 +65,19 @@ class ToolUse(msgspec.Struct, frozen=True):
 
 
 class Usage(msgspec.Struct, frozen=True):
+    """Token counts of one call (or of a turn, summed). `estimated` is True when some count
+    was estimated from the text because the server did not report it (yet)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
+    estimated: bool = False
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.estimated or other.estimated,
+        )
 
 
 class Finish(msgspec.Struct, frozen=True):
@@ -86,6 +100,13 @@ class ProviderError(ModelUnavailable):
 
     `retryable` is True for 429 (except spend limits), 5xx, 529 overloaded, timeouts and
     connection errors; False for 400, 401, 403, 404, 413 and anything else a retry cannot fix.
+    `misconfigured` marks a model that cannot work until an operator acts (401, 403, 404, a
+    missing key variable): not retried, but the selector falls back and opens its circuit.
+
+    `message` is for users: our own words, never the provider's text (which can echo a
+    masked key or the request). `detail` is the provider's full text, for the operator's log.
+    `code` is the wire code: `bad_request` (400, 422) and `too_large` (413) when the request
+    itself was at fault, else `model_unavailable`.
     """
 
     def __init__(
@@ -95,7 +116,17 @@ class ProviderError(ModelUnavailable):
         retryable: bool,
         status: int | None = None,
         retry_after: float | None = None,
+        misconfigured: bool = False,
+        detail: str | None = None,
     ):
         super().__init__(message, retry_after=retry_after)
         self.retryable = retryable
         self.status = status
+        self.misconfigured = misconfigured
+        self.detail = detail if detail is not None else message
+        if not retryable and not misconfigured:
+            self.code = REQUEST_FAULT_CODES.get(status or 0, self.code)
+
+
+# Statuses that say the request itself is wrong, and the wire code each becomes.
+REQUEST_FAULT_CODES = {400: BadRequest.code, 422: BadRequest.code, 413: TooLarge.code}

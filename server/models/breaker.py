@@ -6,7 +6,9 @@ closed ──N consecutive failures──► open ──cool-down──► half_
 
 While open, the model gets no calls. Once the cool-down has passed, exactly one caller is
 let through as the probe; everyone else still sees the circuit as open until the probe
-reports back. Time comes from an injected clock so tests need not wait.
+reports back. A misconfigured model (bad key, unknown model) opens the circuit at once: one
+such answer is enough to know the next call fails too. Time comes from an injected clock so
+tests need not wait.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class CircuitBreaker:
         self.probing = False
         self.last_error: str | None = None
         self.last_error_at: float | None = None  # wall-clock seconds, for people
+        self.misconfigured: str | None = None  # why, until a call succeeds again
 
     @property
     def state(self) -> State:
@@ -59,6 +62,13 @@ class CircuitBreaker:
         self.consecutive_failures = 0
         self.opened_at = None
         self.probing = False
+        self.misconfigured = None
+
+    def record_misconfigured(self, error: str) -> None:
+        """The model cannot work as configured: open the circuit now, whatever the count."""
+        self.record_failure(error)
+        self.misconfigured = error
+        self.opened_at = self.clock()
 
     def record_failure(self, error: str) -> None:
         self.consecutive_failures += 1
@@ -85,6 +95,7 @@ class CircuitBreaker:
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
             "retry_in_s": self.retry_in(),
+            "misconfigured": self.misconfigured,
         }
 
 

@@ -44,6 +44,7 @@ def api_key(
             raise ProviderError(
                 f"{model.model_id}: environment variable {model.api_key_env} is not set",
                 retryable=False,
+                misconfigured=True,
             )
         return value
     if fallback_env and env.get(fallback_env):
@@ -51,7 +52,9 @@ def api_key(
     if placeholder is not None:
         return placeholder
     raise ProviderError(
-        f"{model.model_id}: no API key: set api_key_env in the model's config", retryable=False
+        f"{model.model_id}: no API key: set api_key_env in the model's config",
+        retryable=False,
+        misconfigured=True,
     )
 
 

@@ -7,6 +7,11 @@ The rules, shared by every provider (the selector acts on `retryable` alone):
 - 408, 409, 500, 502, 503, 504, 529 (overloaded) and any other 5xx are retryable.
 - Timeouts, dropped connections and streams that go quiet are retryable.
 - Everything else (400, 401, 403, 404, 413, 422, ...) is not: the same call fails again.
+  Of those, 401, 403 and 404 say the model is misconfigured (a bad key, no access, an
+  unknown model id): the selector falls back and opens the model's circuit.
+
+The error's `message` is ours (what users see); the provider's own text goes to `detail`,
+for the log only: it can echo a masked key, the prompt or internal names.
 
 An error reported inside a 200 event stream carries no status of its own; it is classified
 by its error `type` (`overloaded_error`, `rate_limit_error`, `api_error`, `server_error`...).
@@ -23,6 +28,19 @@ from typing import Any
 from server.models.base import ProviderError
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+MISCONFIGURED_STATUS = frozenset({401, 403, 404})
+
+# What users are told, by status: short, ours, and never the provider's text.
+_SAYS = {
+    400: "the model rejected the request",
+    401: "the model refused the configured API key",
+    403: "the configured API key has no access to this model",
+    404: "the model is not known to its provider",
+    413: "the request is too large for the model",
+    422: "the model rejected the request",
+    429: "the model is rate limited",
+    529: "the model is overloaded",
+}
 
 # Error types (Anthropic `error.type`, OpenAI `error.type` / `error.code`) worth a retry.
 RETRYABLE_TYPES = frozenset({
@@ -101,12 +119,25 @@ def from_status(
             retryable = False
         status_for_error = status
     detail = f"{kind}: {message}" if kind and kind not in message else message
+    misconfigured = status in MISCONFIGURED_STATUS
     return ProviderError(
-        f"{model}: {status_for_error or 'stream error'} {detail}".strip(),
+        f"{model}: {_says(status_for_error, retryable, body)} ({status_for_error or 'stream error'})",
         retryable=retryable,
         status=status_for_error,
         retry_after=parse_retry_after(headers) if retryable else None,
+        misconfigured=misconfigured,
+        detail=f"{model}: {status_for_error or 'stream error'} {detail}".strip(),
     )
+
+
+def _says(status: int | None, retryable: bool, body: Any) -> str:
+    if status == 429 and not retryable:
+        return "the account's spend or quota limit was reached"
+    if status in _SAYS:
+        return _SAYS[status]
+    if status is not None and status >= 500:
+        return "the model's server failed"
+    return "the model failed" if retryable else "the model refused the call"
 
 
 def timed_out(model: str, what: str) -> ProviderError:
@@ -114,7 +145,14 @@ def timed_out(model: str, what: str) -> ProviderError:
 
 
 def connection_failed(model: str, detail: str) -> ProviderError:
-    return ProviderError(f"{model}: connection failed ({detail})", retryable=True)
+    return ProviderError(
+        f"{model}: connection failed", retryable=True, detail=f"{model}: connection failed ({detail})"
+    )
+
+
+def cut_short(model: str, what: str) -> ProviderError:
+    """A stream that ended without its end marker: the answer is not complete."""
+    return ProviderError(f"{model}: the answer was cut off ({what})", retryable=True)
 
 
 def _status_for_type(kind: str | None) -> int | None:

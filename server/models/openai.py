@@ -10,6 +10,12 @@ llama.cpp's server): set `base_url`. Our canonical blocks map to chat messages:
 
 Streamed `tool_calls` deltas are joined per index and yielded as `ToolUse` events when the
 choice finishes; `finish_reason` is normalised to our stop reasons.
+
+A stream is complete when it reached `data: [DONE]` or a `finish_reason`: some servers
+omit the reason but all send `[DONE]`. A body that ends with neither (cut off, or a 200
+with no body at all) is a retryable failure, as a missing `message_stop` is for Anthropic.
+The SDK stops at `[DONE]` without telling us, so our client's SSE decoder notes it
+(`openai_sse_bridge.py`).
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ from server.models.base import (
     Usage,
 )
 from server.models.common import ClientCache, TransportError, api_key, next_event
-from server.models.errors import connection_failed, from_status, timed_out
+from server.models.errors import connection_failed, cut_short, from_status, timed_out
+from server.models.openai_sse_bridge import DoneNotingClient, reached_done
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -72,6 +79,7 @@ class OpenAIProvider:
                         break
                     for ours in state.feed(chunk):
                         yield ours
+                state.done = reached_done(chunks)
         except openai.APIStatusError as exc:
             raise from_status(
                 model.model_id, exc.status_code, exc.body, exc.response.headers, _message(exc)
@@ -158,6 +166,7 @@ class _StreamState:
         self.finish_reason: str | None = None
         self.usage = Usage()
         self.flushed_any = False  # tool calls already yielded
+        self.done = False  # the stream reached `data: [DONE]`
 
     def feed(self, chunk: Any) -> list[ModelEvent]:
         if chunk.usage is not None:
@@ -180,6 +189,8 @@ class _StreamState:
         return events
 
     def finish(self) -> list[ModelEvent]:
+        if self.finish_reason is None and not self.done:
+            raise cut_short(self.model_id, "stream ended before finish_reason or [DONE]")
         if self.finish_reason is None:
             # Some servers end the stream without a finish_reason; the calls are complete.
             tool_uses = self._flush_calls()
@@ -223,7 +234,7 @@ class _StreamState:
 
 
 def _make_client(base_url: str | None, key: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0)
+    return DoneNotingClient(api_key=key, base_url=base_url, max_retries=0)
 
 
 def _message(exc: openai.APIError) -> str:

@@ -7,16 +7,13 @@ A failure to write the row is logged, never raised: auditing must not break the 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from server.config.changes import changed_keys
 from server.config.settings import Config
 from server.store.base import AuditEntry, Store
-
-if TYPE_CHECKING:
-    from server.runtime import Runtime
 
 log = structlog.get_logger("chinwag.audit")
 
@@ -50,12 +47,12 @@ def record_soon(store: Store, action: str, **fields: Any) -> None:
     task.add_done_callback(_pending.discard)
 
 
-def config_changed(runtime: Runtime, old: Config, new: Config) -> None:
+def config_changed(store: Store, old: Config, new: Config) -> None:
     """Called by `Runtime.apply_config`: which keys a reload or `config_set` changed."""
     keys = changed_keys(old, new)
     if keys:
         try:
-            record_soon(runtime.store, "config_changed", details={"keys": keys})
+            record_soon(store, "config_changed", details={"keys": keys})
         except RuntimeError:  # no running loop (a synchronous caller): the log line still says it
             log.info("audit", action="config_changed", details={"keys": keys})
 

@@ -1,4 +1,4 @@
-"""What an operator sees: structured logs, and the readiness check.
+"""Structured logs: JSON lines or console, with context and a content/secret filter.
 
 Logs: structlog, configured once (`configure_logging`): JSON lines when stderr is not a
 terminal (or `log.format = "json"`), readable console lines in a terminal. Every line
@@ -19,15 +19,12 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor
 
 from server.config.settings import LogSettings
-
-if TYPE_CHECKING:
-    pass
 
 # Keys whose values are secrets: masked always, even with `log.content = true`.
 SECRET_KEYS = frozenset({

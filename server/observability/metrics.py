@@ -177,14 +177,15 @@ class _RuntimeCollector:
         return self._families()
 
     def collect(self) -> list[GaugeMetricFamily]:
-        sessions, running, circuits = self._families()
+        sessions, running, circuits, misconfigured = self._families()
         attached = self.runtime.sessions.attached_count()
         sessions.add_metric(["attached"], attached)
         sessions.add_metric(["detached"], len(self.runtime.sessions.sessions) - attached)
         running.add_metric([], len(self.runtime.turns.running))
         for model, status in self.runtime.selector.status().items():
             circuits.add_metric([model], CIRCUIT_STATES.get(status["state"], 2))
-        return [sessions, running, circuits]
+            misconfigured.add_metric([model], 1 if status.get("misconfigured") else 0)
+        return [sessions, running, circuits, misconfigured]
 
     @staticmethod
     def _families() -> list[GaugeMetricFamily]:
@@ -198,6 +199,11 @@ class _RuntimeCollector:
             GaugeMetricFamily(
                 "chinwag_circuit_state",
                 "Circuit breaker of each model: 0 closed, 1 half-open, 2 open.",
+                labels=["model"],
+            ),
+            GaugeMetricFamily(
+                "chinwag_model_misconfigured",
+                "1 for a model whose last call said it is misconfigured (401, 403, 404, no key).",
                 labels=["model"],
             ),
         ]

@@ -1,0 +1,1 @@
+"""Sessions that outlive sockets, their registry, and who hears which events (fan-out)."""

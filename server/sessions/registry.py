@@ -4,25 +4,58 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+import structlog
 
 from server import protocol
+from server.protocol import CloseCode
 from server.sessions.session import Session
 from server.store.base import UserRecord
 
+if TYPE_CHECKING:
+    from server.config.settings import SessionSettings
+
+log = structlog.get_logger("chinwag.sessions")
+
 
 class SessionRegistry:
-    """Every live session of this process, by id and by user."""
+    """Every live session of this process, by id and by user.
 
-    def __init__(self, *, ttl_s: float, buffer_size: int, clock: Callable[[], float] = time.monotonic):
-        self.ttl_s = ttl_s
-        self.buffer_size = buffer_size
+    `settings` is the `[session]` section, or a function returning the live one: the TTL
+    and the per-user limit apply from the next sweep and the next session, the replay
+    bounds to sessions created from then on."""
+
+    def __init__(
+        self,
+        settings: SessionSettings | Callable[[], SessionSettings],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._settings = settings if callable(settings) else (lambda: settings)
         self.clock = clock
         self.sessions: dict[str, Session] = {}
         # By user as well: every event of a turn looks up its user's sessions.
         self._by_user: dict[str, dict[str, Session]] = {}
 
+    @property
+    def ttl_s(self) -> float:
+        return self._settings().ttl_s
+
+    @property
+    def max_per_user(self) -> int:
+        return self._settings().max_per_user
+
     def create(self, user: UserRecord) -> Session:
-        session = Session(user, buffer_size=self.buffer_size, clock=self.clock)
+        """A new session for `user`; past `max_per_user` their oldest session goes first."""
+        self._make_room(user.id)
+        settings = self._settings()
+        session = Session(
+            user,
+            buffer_size=settings.replay_buffer,
+            buffer_bytes=settings.replay_buffer_bytes,
+            clock=self.clock,
+        )
         self.sessions[session.id] = session
         self._by_user.setdefault(user.id, {})[session.id] = session
         return session
@@ -35,6 +68,23 @@ class SessionRegistry:
             mine.pop(session.id, None)
             if not mine:
                 del self._by_user[session.user.id]
+
+    def _make_room(self, user_id: str) -> None:
+        """Evict the user's sessions beyond the limit: the longest-detached first, then, if
+        every one has a socket, the oldest, whose socket is closed with 1000 (reconnect, do
+        not resume). An evicted session is forgotten: resuming it answers `resumed: false`."""
+        mine = self._by_user.get(user_id, {})
+        while mine and len(mine) >= max(1, self.max_per_user):
+            detached = [s for s in mine.values() if s.detached_at is not None]
+            if detached:
+                victim = min(detached, key=lambda s: s.detached_at or 0.0)
+            else:
+                victim = next(iter(mine.values()))  # created first
+            if victim.outlet is not None:
+                reason = "too many sessions: this one was the oldest"
+                victim.outlet.close(CloseCode.NORMAL, reason, flush=False)
+            log.info("session_evicted", session_id=victim.id, attached=victim.outlet is not None)
+            self.drop(victim)
 
     def find_resumable(self, user: UserRecord, resume: protocol.ResumeInfo) -> Session | None:
         """The session to resume, or None when resume cannot be honoured (for any reason:

@@ -40,36 +40,87 @@ class Outlet(Protocol):
         """Close the socket with a code from PROTOCOL.md's table, after what is queued."""
 
 
+def encode_event(event: protocol.Event) -> bytes:
+    """`event` encoded without its `seq`: the body every session that gets it shares."""
+    if event.seq:
+        event = msgspec.structs.replace(event, seq=0)
+    return protocol.encode(event)  # seq 0 is the default, which is omitted
+
+
+def stamp(seq: int, body: bytes) -> bytes:
+    """The frame of one session's event: `seq` spliced in after the type tag, where msgspec
+    would put it (tags hold no comma, and every event has a field after its tag)."""
+    cut = body.index(b",") + 1
+    return b"".join((body[:cut], b'"seq":%d,' % seq, body[cut:]))
+
+
+# What an entry costs beyond its body: the slot, the object, a little for the deque.
+ENTRY_OVERHEAD = 100
+
+
 class _Entry:
-    """One event in the replay buffer. A delta nobody can have seen yet stays mergeable:
-    its text may still grow, and its frame is then encoded again when next needed."""
+    """One event in the replay buffer: its seq and the shared body (no per-session copy).
 
-    __slots__ = ("_frame", "delta", "seq")
+    A delta nobody can have seen yet stays mergeable: later deltas of the turn append their
+    text (the shared strings, by reference) to `pieces`, joined and encoded when needed."""
 
-    def __init__(self, seq: int, frame: bytes, delta: protocol.Delta | None):
+    __slots__ = ("body", "pieces", "seq", "size", "turn_id")
+
+    def __init__(self, seq: int, body: bytes, turn_id: str | None, pieces: list[str] | None):
         self.seq = seq
-        self._frame: bytes | None = frame
-        self.delta = delta
+        self.body: bytes | None = body
+        self.turn_id = turn_id
+        self.pieces = pieces
+        self.size = len(body) + ENTRY_OVERHEAD
 
     @property
     def frame(self) -> bytes:
-        if self._frame is None:
-            assert self.delta is not None
-            self._frame = protocol.encode(self.delta)
-        return self._frame
+        return stamp(self.seq, self.body if self.body is not None else self._settle())
 
-    def grow(self, delta: protocol.Delta, frame: bytes | None) -> None:
-        self.delta = delta
-        self._frame = frame
+    def text(self) -> str:
+        assert self.pieces is not None
+        return "".join(self.pieces)
+
+    def _settle(self) -> bytes:
+        """Encode the merged delta (when a resume replays it), once."""
+        assert self.turn_id is not None
+        text = self.text()
+        self.pieces = [text]
+        self.body = protocol.encode(protocol.Delta(turn_id=self.turn_id, text=text))
+        return self.body
+
+    def extend(self, piece: str) -> int:
+        """Append a delta's text, by reference; returns the bytes added to the budget."""
+        assert self.pieces is not None
+        self.pieces.append(piece)
+        self.body = None
+        self.size += len(piece)
+        return len(piece)
+
+    def replace(self, text: str, body: bytes) -> int:
+        """Become the merged delta `text`, encoded as `body`; returns the change in size."""
+        before = self.size
+        self.pieces = [text]
+        self.body = body
+        self.size = len(body) + ENTRY_OVERHEAD
+        return self.size - before
 
 
 class Session:
-    def __init__(self, user: UserRecord, *, buffer_size: int, clock: Callable[[], float]):
+    def __init__(
+        self, user: UserRecord, *, buffer_size: int, clock: Callable[[], float],
+        buffer_bytes: int = 1 << 20,
+    ):
         self.id = "s_" + secrets.token_urlsafe(12)
         self.resume_token = secrets.token_urlsafe(24)
         self.user = user
         self.seq = 0
-        self.buffer: deque[_Entry] = deque(maxlen=buffer_size)
+        # Bounded in events and in bytes: the oldest entries go first, and a resume from
+        # before the oldest kept one is refused (`can_replay_from`), never replayed with a gap.
+        self.buffer: deque[_Entry] = deque()
+        self.buffer_size = buffer_size
+        self.buffer_bytes_limit = buffer_bytes
+        self.buffer_bytes = 0
         # The newest buffered event of each running turn: where its next delta may merge.
         self._turn_tail: dict[str, _Entry] = {}
         # Highest seq ever handed to a socket: events up to it may have reached the client.
@@ -83,44 +134,65 @@ class Session:
         self._clock = clock
         self.detached_at: float | None = clock()
 
-    def publish(self, event: protocol.Event) -> int:
-        """Give `event` the next seq, keep it for replay, and send it if a socket is attached."""
+    def publish(self, event: protocol.Event, body: bytes | None = None) -> int:
+        """Give `event` the next seq, keep it for replay, and send it if a socket is attached.
+
+        `body` is `encode_event(event)`, when the caller has it already: the fan-out encodes
+        an event once for all the sessions it reaches, and each keeps a reference to it."""
         if isinstance(event, protocol.Delta) and self._merge_delta(event):
             return self.seq
         self.seq += 1
-        stamped = msgspec.structs.replace(event, seq=self.seq)
-        frame = protocol.encode(stamped)
-        entry = _Entry(self.seq, frame, stamped if isinstance(stamped, protocol.Delta) else None)
+        if body is None:
+            body = encode_event(event)
+        turn_id: str | None = getattr(event, "turn_id", None)
+        pieces = [event.text] if isinstance(event, protocol.Delta) else None
+        entry = _Entry(self.seq, body, turn_id, pieces)
         self.buffer.append(entry)
-        turn_id = getattr(stamped, "turn_id", None)
-        if isinstance(stamped, protocol.TurnCompleted):
-            self._turn_tail.pop(stamped.turn_id, None)
+        self.buffer_bytes += entry.size
+        if isinstance(event, protocol.TurnCompleted):
+            self._turn_tail.pop(event.turn_id, None)
         elif turn_id is not None:
             self._turn_tail[turn_id] = entry
         if self.outlet is not None:
-            self.outlet.deliver(frame, seq=self.seq)
+            self.outlet.deliver(stamp(self.seq, body), seq=self.seq)
             self.handed_upto = self.seq
+        self._trim()
         return self.seq
+
+    def _trim(self) -> None:
+        """Drop the oldest entries while over the budget in events or in bytes."""
+        while self.buffer and (
+            len(self.buffer) > self.buffer_size or self.buffer_bytes > self.buffer_bytes_limit
+        ):
+            entry = self.buffer.popleft()
+            self.buffer_bytes -= entry.size
+            if entry.turn_id is not None and self._turn_tail.get(entry.turn_id) is entry:
+                del self._turn_tail[entry.turn_id]  # a dropped entry must not grow unseen
 
     def _merge_delta(self, event: protocol.Delta) -> bool:
         """Append to the turn's previous delta instead of adding one, when no client can
         have seen it: nothing is attached and it was never handed out, or it sits unsent in
         a congested queue. Keeps seq gap-free while a slow or absent reader gets fewer,
         larger frames. Only the turn's newest event may grow, so the turn's own order holds;
-        deltas of different turns may interleave differently, which means nothing."""
+        deltas of different turns may interleave differently, which means nothing.
+
+        A detached session only keeps a reference to the delta's text (shared with every
+        other session of the fan-out): no copy, no encoding, until a resume replays it."""
         entry = self._turn_tail.get(event.turn_id)
-        if entry is None or entry.delta is None:
+        if entry is None or entry.pieces is None:
             return False
-        merged = protocol.Delta(turn_id=event.turn_id, text=entry.delta.text + event.text, seq=entry.seq)
         if self.outlet is None:
             if entry.seq <= self.handed_upto:
                 return False
-            entry.grow(merged, None)  # encoded once, when a resume replays it
-            return True
-        frame = protocol.encode(merged)
-        if not (self.outlet.congested() and self.outlet.replace_pending(entry.seq, frame)):
-            return False
-        entry.grow(merged, frame)
+            self.buffer_bytes += entry.extend(event.text)
+        else:
+            merged = protocol.Delta(turn_id=event.turn_id, text=entry.text() + event.text)
+            body = protocol.encode(merged)
+            frame = stamp(entry.seq, body)
+            if not (self.outlet.congested() and self.outlet.replace_pending(entry.seq, frame)):
+                return False
+            self.buffer_bytes += entry.replace(merged.text, body)
+        self._trim()
         return True
 
     def can_replay_from(self, last_seq: int) -> bool:

@@ -14,11 +14,14 @@ import msgspec
 
 from server.protocol import Conversation, Message
 
+# Every role a user can have; tools, policies and quotas name these.
+ROLES = ("admin", "user", "bot")
+
 
 class UserRecord(msgspec.Struct, kw_only=True):
     id: str
     name: str
-    role: str  # "admin" | "user" | "bot"
+    role: str  # one of ROLES
 
 
 class Accepted(msgspec.Struct, kw_only=True):
@@ -33,6 +36,17 @@ class Accepted(msgspec.Struct, kw_only=True):
     # False when (user, client_msg_id) was seen before: same ids, and no new turn.
     created: bool
     conversation_created: bool = False
+
+
+class Restarted(msgspec.Struct, kw_only=True):
+    """What `restart_answer` did: the answer now belongs to `turn_id`, streaming again."""
+
+    conversation_id: str
+    message_id: str
+    turn_id: str
+    chars: int  # length of the question's text, for routing rules
+    # False when the answer was still streaming: its turn runs already, no new one starts.
+    created: bool
 
 
 class NewUserMessage(msgspec.Struct, kw_only=True):
@@ -114,6 +128,10 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise if the store cannot answer a trivial query (readiness)."""
 
+    async def write_problem(self) -> str | None:
+        """None if writes work now. After a write failed because of the disk or the file
+        (full, read-only, damaged), why writing still fails; readiness reports it."""
+
     async def ensure_user(self, user: UserRecord) -> None:
         """Insert the user, or update the name and role of the one with that id."""
 
@@ -125,6 +143,12 @@ class Store(Protocol):
         when `conversation_id` is None, and reserve its answer: an empty assistant message
         with status `streaming` right after it (see `Accepted.answer_id`). Committed before it returns (the `ack` depends on it).
         Raises NotFound for a conversation the user does not own."""
+
+    async def restart_answer(self, user_id: str, conversation_id: str, message_id: str) -> Restarted:
+        """Empty the newest answer of a conversation and mark it `streaming` again, for a
+        new turn that answers the same question (regenerate). An answer still streaming is
+        left alone (`created` False). NotFound for another user's conversation or message;
+        Conflict when it is not the conversation's newest message."""
 
     async def get_conversation(self, user_id: str, conversation_id: str) -> Conversation: ...
 
@@ -148,11 +172,6 @@ class Store(Protocol):
     async def context_messages(self, user_id: str, conversation_id: str) -> list[Message]:
         """Every message of the conversation, oldest first, for building a prompt."""
 
-    async def start_assistant_message(
-        self, user_id: str, conversation_id: str, turn_id: str, model: str
-    ) -> Message:
-        """Insert an empty assistant message with status `streaming`."""
-
     async def checkpoint_message(self, message_id: str, content: list[dict[str, Any]]) -> None:
         """Save a streaming message's partial content (about once a second, never per token)."""
 
@@ -167,18 +186,6 @@ class Store(Protocol):
         cost: float | None = None,
     ) -> Message:
         """Final content and status of an assistant (or tool) message."""
-
-    async def add_message(
-        self,
-        user_id: str,
-        conversation_id: str,
-        *,
-        role: str,
-        content: list[dict[str, Any]],
-        turn_id: str | None = None,
-        status: str = "complete",
-    ) -> Message:
-        """Append a complete message (tool results inside a turn)."""
 
     async def turn_exists(self, user_id: str, turn_id: str) -> bool:
         """Whether this user has a message of that turn (cancelling an ended turn is fine)."""
@@ -249,6 +256,9 @@ class Store(Protocol):
 
     async def live_logins(self, login_ids: list[str]) -> set[str]:
         """Which of `login_ids` have neither ended nor expired."""
+
+    async def logged_in_from(self, user_id: str, address: str) -> bool:
+        """Whether the user ever logged in from `address` (ended and expired logins count)."""
 
     async def write_audit(self, entry: AuditEntry) -> None: ...
 

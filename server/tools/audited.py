@@ -30,7 +30,7 @@ class AuditedToolExecutor(ToolExecutor):
         if self.policy_for(handler, user.role) == "ask":
             args = msgspec.json.encode(arguments).decode()
             await record(
-                self.runtime.store,
+                self.store,
                 "tool_call",
                 actor_id=user.id,
                 target=handler.name,

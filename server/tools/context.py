@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from server.store.base import Store, UserRecord
-
-if TYPE_CHECKING:
-    from server.runtime import Runtime
+from server.store.base import UserRecord
+from server.tools.capabilities import ServerView, SettingsView, UserData
 
 
 @dataclass(frozen=True)
 class ToolContext:
-    """The caller and the server, as a tool sees them.
+    """The caller, and what a tool may reach on its behalf: nothing wider than that user.
 
-    `user` is who the call is for: every store query a tool makes must be scoped to
-    `user.id`, which is how a tool keeps one user's data from another. `conversation_id`
-    is the conversation the call belongs to (None for a direct call outside one).
-    `runtime` gives the built-in tools (health, config) the server's state; plugins should
-    need only the rest.
+    `user` is who the call is for. `conversation_id` is the conversation the call belongs
+    to (None for a direct call outside one). `data` reads and searches that user's own
+    conversations; `settings` is the config as the user's role may see it; `server`
+    reports the server's state sized to the role; `log` is a structlog logger bound with
+    the call's context.
     """
 
     user: UserRecord
     conversation_id: str | None
-    store: Store
-    config: Any  # server.config.settings.Config
-    log: Any  # a structlog logger bound with the call's context
     call_id: str
-    runtime: Runtime
+    log: Any
+    data: UserData
+    settings: SettingsView
+    server: ServerView

@@ -23,8 +23,9 @@ from typing import Any, Literal, get_type_hints, overload
 
 import msgspec
 
+from server.store.base import ROLES
+
 Policy = Literal["allow", "ask", "deny"]
-ROLES = ("admin", "user", "bot")
 
 
 class ToolHandler:

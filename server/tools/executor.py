@@ -10,20 +10,24 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
 
-from server.errors import BadRequest, ChinwagError, Forbidden, NotFound
-from server.store.base import UserRecord
+from server.config.live import LiveConfig, as_live
+from server.config.settings import Config
+from server.errors import BadRequest, ChinwagError, Forbidden, NotFound, validation_parts
+from server.store.base import Store, UserRecord
 from server.tools.approvals import Approvals
+from server.tools.capabilities import ServerStatus, ServerView, SettingsView, UserData
 from server.tools.context import ToolContext
 from server.tools.decorator import Policy, ToolHandler
 from server.tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
-    from server.runtime import Runtime
+    from server.observability.metrics import Metrics
 
 log = structlog.get_logger("chinwag.tools")
 
@@ -46,16 +50,40 @@ def new_call_id() -> str:
     return "tc_" + secrets.token_urlsafe(9).replace("-", "_")
 
 
+Report = Callable[[UserRecord | None], ServerStatus]
+
+
 class ToolExecutor:
-    def __init__(self, registry: ToolRegistry, runtime: Runtime):
+    """Runs tools with exactly what they may reach: `store` only through the caller's
+    scoped `UserData`, `apply_config` only through an admin's `SettingsView`, `report` (the
+    server's state for one user, or server-wide for None) only through `ServerView`."""
+
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        *,
+        config: Config | LiveConfig,
+        store: Store,
+        metrics: Metrics,
+        apply_config: Callable[[Config], list[str]],
+        report: Report,
+    ):
         self.registry = registry
-        self.runtime = runtime
+        self._live = as_live(config)
+        self.store = store
+        self.metrics = metrics
+        self._apply_config = apply_config
+        self._report = report
         self.approvals = Approvals()
+
+    @property
+    def config(self) -> Config:
+        return self._live.current
 
     # -- who may use what ----------------------------------------------------------------
 
     def policy_for(self, handler: ToolHandler, role: str) -> Policy:
-        settings = self.runtime.config.tools
+        settings = self.config.tools
         role_rules = settings.role_policy.get(role, {})
         if handler.name in role_rules:
             return role_rules[handler.name]
@@ -87,7 +115,7 @@ class ToolExecutor:
             raise Forbidden(f"role {user.role!r} may not use tool {name!r}")
         arguments = _validate(handler, args)
         if conversation_id is not None:
-            await self.runtime.store.get_conversation(user.id, conversation_id)
+            await self.store.get_conversation(user.id, conversation_id)
         return await self._run(handler, arguments, user, conversation_id, new_call_id())
 
     async def call_for_model(
@@ -117,7 +145,7 @@ class ToolExecutor:
             self._count(name, "invalid_args")
             return ToolOutcome(ok=False, error=f"invalid arguments: {exc.message} at {exc.details['path']}")
         if policy == "ask":
-            timeout = self.runtime.config.tools.approval_timeout_s
+            timeout = self.config.tools.approval_timeout_s
             decision = await self.approvals.wait(user.id, call_id, timeout)
             if decision != "allow":
                 reason = "the user denied this call" if decision == "deny" else "approval timed out"
@@ -134,17 +162,16 @@ class ToolExecutor:
         conversation_id: str | None,
         call_id: str,
     ) -> ToolOutcome:
-        runtime = self.runtime
         ctx = ToolContext(
             user=user,
             conversation_id=conversation_id,
-            store=runtime.store,
-            config=runtime.config,
-            log=log.bind(tool=handler.name, call_id=call_id),
             call_id=call_id,
-            runtime=runtime,
+            log=log.bind(tool=handler.name, call_id=call_id),
+            data=UserData(self.store, user),
+            settings=SettingsView(self._live, user, self._apply_config),
+            server=ServerView(self._report, self.store.ping, user),
         )
-        timeout = handler.timeout_s or runtime.config.tools.timeout_s
+        timeout = handler.timeout_s or self.config.tools.timeout_s
         kind = "error"
         try:
             async with asyncio.timeout(timeout):
@@ -164,17 +191,15 @@ class ToolExecutor:
         return outcome
 
     def _count(self, tool: str, outcome: str) -> None:
-        self.runtime.metrics.tool_calls.labels(tool, outcome).inc()
+        self.metrics.tool_calls.labels(tool, outcome).inc()
 
 
 def _validate(handler: ToolHandler, args: dict[str, Any]) -> msgspec.Struct:
     try:
         return handler.validate(args)
     except msgspec.ValidationError as exc:
-        message, at, where = str(exc).rpartition(" - at ")
-        if not at:  # an error at the top: msgspec names no path
-            message, where = str(exc), "$"
-        path = "$.args" + where.strip("`").removeprefix("$")
+        message, where = validation_parts(str(exc))
+        path = "$.args" + where.removeprefix("$")
         # A missing or unknown field: point at the field itself, not at its object.
         field = re.search(r"(?:missing required|unknown) field `([^`]+)`", message)
         if field:

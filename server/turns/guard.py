@@ -1,4 +1,7 @@
-"""The turn guard: a send is checked before its message is stored, against the user's turns per minute (the limits library, on limits.storage_uri) and the day's token quota (counted from the store, so it holds across restarts and processes)."""
+"""The turn guard: a `send` is checked before its message is stored, against the user's
+turns per minute (the `limits` library, on `limits.storage_uri`) and the day's token quota
+(counted from the store, so it holds across restarts and processes; the clock is
+injectable to test midnight)."""
 
 from __future__ import annotations
 
@@ -13,12 +16,14 @@ import limits.aio.strategies
 import limits.storage
 
 from server.auth.identity import LOCAL_USER
+from server.config.live import LiveConfig, as_live
+from server.config.settings import Config
 from server.errors import QuotaExceeded, RateLimited
-from server.store.base import UserRecord
+from server.store.base import Store, UserRecord
 from server.store.ids import format_time
 
 if TYPE_CHECKING:
-    from server.runtime import Runtime
+    from server.observability.metrics import Metrics
 
 
 def utc_clock() -> datetime:
@@ -31,16 +36,26 @@ class TurnGuard:
     A resend of a message already stored is never refused (it starts no new turn and
     must get its `ack` again: Guarantee 1)."""
 
-    def __init__(self, runtime: Runtime, *, clock: Callable[[], datetime] = utc_clock):
-        self.runtime = runtime
+    def __init__(
+        self,
+        config: Config | LiveConfig,
+        store: Store,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], datetime] = utc_clock,
+    ):
+        self._live = as_live(config)
+        self.store = store
+        self.metrics = metrics
         self.clock = clock
-        async_uri = _async_uri(runtime.config.limits.storage_uri)
+        # The storage is chosen once: `limits.storage_uri` needs a restart.
+        async_uri = _async_uri(self._live.current.limits.storage_uri)
         self.limiter = limits.aio.strategies.MovingWindowRateLimiter(
             limits.storage.storage_from_string(async_uri)  # type: ignore[arg-type]
         )
 
     def _turn_item(self) -> limits.RateLimitItem | None:
-        per_minute = self.runtime.config.limits.turns_per_minute
+        per_minute = self._live.current.limits.turns_per_minute
         return limits.RateLimitItemPerMinute(per_minute) if per_minute > 0 else None
 
     async def check(self, user: UserRecord, client_msg_id: str) -> None:
@@ -49,10 +64,10 @@ class TurnGuard:
             await self._check_rate(user)
             await self._check_quota(user)
         except (RateLimited, QuotaExceeded) as refusal:
-            if await self.runtime.store.message_accepted(user.id, client_msg_id):
+            if await self.store.message_accepted(user.id, client_msg_id):
                 return
             if isinstance(refusal, RateLimited):  # a resend let through is no refusal
-                self.runtime.metrics.rate_limited.labels("turns").inc()
+                self.metrics.rate_limited.labels("turns").inc()
             raise
 
     async def counted(self, user: UserRecord) -> None:
@@ -74,7 +89,7 @@ class TurnGuard:
             )
 
     def quota_for(self, user: UserRecord) -> int:
-        quotas = self.runtime.config.quotas
+        quotas = self._live.current.quotas
         if user.name in quotas.per_user:
             return quotas.per_user[user.name]
         return quotas.per_role.get(user.role, quotas.tokens_per_day)
@@ -86,7 +101,7 @@ class TurnGuard:
         now = self.clock()
         day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         midnight = day + timedelta(days=1)
-        used = await self.runtime.store.tokens_used(user.id, format_time(day), format_time(midnight))
+        used = await self.store.tokens_used(user.id, format_time(day), format_time(midnight))
         if used >= quota:
             retry_after = math.ceil((midnight - now).total_seconds())
             raise QuotaExceeded(

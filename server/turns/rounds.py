@@ -16,8 +16,9 @@ from typing import Any
 import msgspec
 
 from server import protocol
+from server.config.live import LiveConfig, as_live
 from server.config.settings import Config
-from server.models.base import ChatMessage, Finish, ModelRequest, TextDelta, ToolUse, Usage
+from server.models.base import ChatMessage, Finish, ModelRequest, TextDelta, ToolUse
 from server.models.selector import Selection, Selector
 from server.store.base import Store
 from server.tools.executor import ToolExecutor, new_call_id
@@ -27,11 +28,16 @@ Publish = Callable[[RunningTurn, protocol.Event], None]
 
 
 class RoundRunner:
-    def __init__(self, *, config: Config, selector: Selector, tools: ToolExecutor, publish: Publish):
-        self.config = config
+    def __init__(self, *, config: Config | LiveConfig, selector: Selector, tools: ToolExecutor, publish: Publish):
+        self._live = as_live(config)
         self.selector = selector
         self.tools = tools
         self._publish = publish
+
+    @property
+    def config(self) -> Config:
+        """The live config, read per use: a reload takes effect from the next read."""
+        return self._live.current
 
     async def run(
         self,
@@ -47,18 +53,24 @@ class RoundRunner:
         deadline = time.monotonic() + self.config.turns.deadline_s
         messages = list(request.messages)
         max_rounds = self.config.tools.max_rounds
-        for round_number in range(max_rounds + 1):
-            round_request = msgspec.structs.replace(request, messages=messages)
-            calls = await self._stream_round(turn, model, round_request, selection, outcome, checkpoints, deadline)
-            if not calls:
-                return
-            if round_number == max_rounds:
-                for call in calls:
-                    turn.transcript.add_block(_not_run(call, f"tools.max_rounds ({max_rounds}) reached"))
-                outcome.stop_reason = "max_tool_rounds"
-                return
-            results = await self._run_tools(turn, calls)
-            messages += [ChatMessage("assistant", _round_blocks(turn)), ChatMessage("user", results)]
+        try:
+            for round_number in range(max_rounds + 1):
+                round_request = msgspec.structs.replace(request, messages=messages)
+                calls = await self._stream_round(turn, model, round_request, selection, outcome, checkpoints, deadline)
+                if not calls:
+                    return
+                if round_number == max_rounds:
+                    for call in calls:
+                        turn.transcript.add_block(_not_run(call, f"tools.max_rounds ({max_rounds}) reached"))
+                    outcome.stop_reason = "max_tool_rounds"
+                    return
+                results = await self._run_tools(turn, calls)
+                messages += [ChatMessage("assistant", _round_blocks(turn)), ChatMessage("user", results)]
+        finally:
+            # However the turn ends (done, failed, cancelled): every call of every round, on
+            # the model that made it, including what a cut-off call had used so far.
+            outcome.usage = selection.usage()
+            outcome.cost = sum(self.selector.cost(name, usage) for name, usage in selection.charges)
 
     async def _stream_round(
         self,
@@ -89,11 +101,6 @@ class RoundRunner:
                         call = {"type": "tool_use", "id": new_call_id(), "name": name, "input": args}
                         turn.transcript.add_block(call)
                         calls.append(call)
-                    case Usage():
-                        outcome.usage = Usage(
-                            outcome.usage.input_tokens + event.input_tokens,
-                            outcome.usage.output_tokens + event.output_tokens,
-                        )
                     case Finish(stop_reason=reason):
                         outcome.stop_reason = reason
         return calls

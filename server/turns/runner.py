@@ -21,16 +21,18 @@ from datetime import UTC, datetime
 import structlog
 
 from server import protocol
+from server.config.live import LiveConfig, as_live
 from server.config.settings import Config
 from server.errors import ChinwagError, Conflict, Internal, NotFound, Timeout
 from server.models.base import ModelRequest, ToolSpec
 from server.models.selector import Selection, Selector
 from server.observability.metrics import Metrics
-from server.prompts import PromptLibrary
+from server.prompts.library import PromptLibrary
 from server.sessions.fanout import Fanout
 from server.store.base import Store
 from server.tools.executor import ToolExecutor
 from server.turns.history_budget import build_context, estimate_tokens
+from server.turns.locks import ConversationLocks
 from server.turns.rounds import Checkpointer, RoundRunner
 from server.turns.state import RunningTurn, TurnOutcome, TurnRequest
 
@@ -44,7 +46,7 @@ class TurnRunner:
     def __init__(
         self,
         *,
-        config: Config,
+        config: Config | LiveConfig,
         store: Store,
         selector: Selector,
         prompts: PromptLibrary,
@@ -52,24 +54,34 @@ class TurnRunner:
         tools: ToolExecutor,
         metrics: Metrics | None = None,
     ):
-        self.config = config
+        self._live = as_live(config)
         self.store = store
         self.selector = selector
         self.prompts = prompts
         self.fanout = fanout
         self.tools = tools
         self.metrics = metrics or Metrics()
-        self.rounds = RoundRunner(config=config, selector=selector, tools=tools, publish=self._publish)
+        self.rounds = RoundRunner(config=self._live, selector=selector, tools=tools, publish=self._publish)
         self.running: dict[str, RunningTurn] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = ConversationLocks()
+
+    @property
+    def config(self) -> Config:
+        """The live config, read per use: a reload takes effect from the next read."""
+        return self._live.current
 
     # -- control ------------------------------------------------------------------------
 
-    def check_accepts(self, conversation_id: str | None) -> None:
-        """Under the "reject" policy, refuse a send to a conversation with a turn running."""
+    def check_accepts(self, user_id: str, conversation_id: str | None) -> None:
+        """Under the "reject" policy, refuse a send to a conversation of this user with a
+        turn running. Another user's turns are never looked at: their conversation must be
+        `not_found`, busy or not (the caller checks ownership first)."""
         if self.config.turns.concurrent != "reject" or not conversation_id:
             return
-        if any(t.request.conversation_id == conversation_id for t in self.running.values()):
+        if any(
+            t.request.conversation_id == conversation_id and t.request.user.id == user_id
+            for t in self.running.values()
+        ):
             raise Conflict("a turn is already running in this conversation")
 
     def start(self, request: TurnRequest) -> RunningTurn:
@@ -105,19 +117,15 @@ class TurnRunner:
 
     # -- one turn ------------------------------------------------------------------------
 
-    def _lock(self, conversation_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(conversation_id, asyncio.Lock())
-
     async def _run(self, turn: RunningTurn) -> None:
         request = turn.request
-        lock = self._lock(request.conversation_id)
         with structlog.contextvars.bound_contextvars(
             turn_id=request.turn_id,
             conversation_id=request.conversation_id,
             user_id=request.user.id,
         ):
             try:
-                async with lock:
+                async with self._locks.hold(request.conversation_id):
                     await self._execute(turn)
             except asyncio.CancelledError:
                 if not turn.announced:  # cancelled while queued behind another turn
@@ -132,8 +140,6 @@ class TurnRunner:
                     await self._finish_unstarted(turn, outcome)
             finally:
                 self.running.pop(request.turn_id, None)
-                if not lock.locked() and not lock._waiters:  # type: ignore[attr-defined]
-                    self._locks.pop(request.conversation_id, None)
 
     async def _execute(self, turn: RunningTurn) -> None:
         request = turn.request
@@ -184,6 +190,8 @@ class TurnRunner:
             outcome.stored_status = "cancelled" if turn.cancel_reason == "cancel" else "incomplete"
         except TimeoutError:
             self._fail(turn, outcome, Timeout("the turn ran past its deadline"))
+            # Stored as what it is: a reload shows a failed answer, not an interrupted one.
+            outcome.stored_status = "failed"
         except ChinwagError as exc:
             self._fail(turn, outcome, exc)
         except Exception as exc:
@@ -256,8 +264,10 @@ class TurnRunner:
         """Commit the answer, then tell the clients: `turn.completed` follows the commit."""
         request = turn.request
         content = turn.transcript.content()
-        usage = {"input_tokens": outcome.usage.input_tokens, "output_tokens": outcome.usage.output_tokens}
-        cost = self.selector.cost(selection.model, outcome.usage)
+        usage: dict[str, int] = {"input_tokens": outcome.usage.input_tokens, "output_tokens": outcome.usage.output_tokens}
+        if outcome.usage.estimated:
+            usage["estimated"] = True  # some count was estimated: the server did not say
+        cost = outcome.cost  # each round at the prices of the model that made it
         self.metrics.turn_ended(
             selection.model, outcome.status, outcome.usage, cost=cost,
             started=turn.started_at, first_token=turn.first_token_at,
@@ -279,7 +289,7 @@ class TurnRunner:
             stop_reason=outcome.stop_reason,
             model=selection.model,
             fallback_from=selection.fallback_from,
-            usage=protocol.TurnUsage(**usage),
+            usage=protocol.TurnUsage(**usage),  # type: ignore[arg-type]  # "estimated" is a bool
             error=protocol.TurnError(code=error.code, message=error.message) if error else None,
         ))
 

@@ -44,5 +44,6 @@ class TurnOutcome(msgspec.Struct, kw_only=True):
     status: str = "complete"  # wire status: complete | cancelled | failed
     stored_status: str = "complete"  # message status: also "incomplete"
     stop_reason: str | None = None
-    usage: Usage = Usage()
+    usage: Usage = Usage()  # summed over the turn's calls (see `Selection.charges`)
+    cost: float = 0.0  # each call's usage at its own model's prices
     error: ChinwagError | None = None

@@ -2,12 +2,16 @@
 // of welcome.tools. Arguments: JSON when they start with `{`; otherwise, for a tool with one
 // required string parameter (or only one string parameter), the rest of the line is it.
 
-/** Returns null (not a command: send as a message), {name, args} or {name, error}. */
+/**
+ * Returns null (not a command: send as a message), {name, args} or {name, error}.
+ * A `/word` that names no tool is an error, never a message: a mistyped command must not
+ * reach the model (nor become the chat's title).
+ */
 export function parseCommand(text, tools) {
   const m = String(text).trim().match(/^\/([\w.-]+)(?:\s+([\s\S]*))?$/);
   if (!m) return null;
   const tool = (tools || []).find((t) => t && t.name === m[1]);
-  if (!tool) return null;
+  if (!tool) return { name: m[1], error: unknown(m[1], tools) };
   const rest = (m[2] || "").trim();
   if (!rest) return { name: tool.name, args: {} };
   if (rest.startsWith("{")) {
@@ -35,4 +39,10 @@ function textParameter(tool) {
     if (strings.length === 1) return strings[0];
   }
   return null;
+}
+
+function unknown(name, tools) {
+  const names = (tools || []).filter((t) => t && t.name).map((t) => "/" + t.name);
+  if (!tools) return `/${name}: commands are available once connected.`;
+  return `Unknown command /${name}.` + (names.length ? ` Commands: ${names.join(", ")}.` : " No commands are available.");
 }

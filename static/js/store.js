@@ -12,6 +12,9 @@
 export class Store {
   constructor() {
     this.conversations = new Map();
+    // Conversations known from `history` but not (yet) in the listed pages: their title for
+    // the top bar. Kept apart so that the sidebar's paging cursor stays right.
+    this.known = new Map();
     this.hasMoreConversations = false;
     this.threads = new Map();
     this.turns = new Map(); // turn_id -> {conversation_id, key, status}
@@ -53,6 +56,19 @@ export class Store {
     this.emit("conversations");
   }
 
+  /** The conversation as best known: listed, or learnt from its history. */
+  conversation(id) {
+    return this.conversations.get(id) || this.known.get(id) || null;
+  }
+
+  /** A `history` reply named its conversation. */
+  learnConversation(conv) {
+    if (!conv || !conv.id) return;
+    if (this.conversations.has(conv.id)) return;
+    this.known.set(conv.id, conv);
+    this.emit("conversations");
+  }
+
   upsertConversation(conv) {
     const old = this.conversations.get(conv.id) || {};
     this.conversations.set(conv.id, { ...old, ...conv });
@@ -61,6 +77,7 @@ export class Store {
 
   removeConversation(id) {
     this.conversations.delete(id);
+    this.known.delete(id);
     this.threads.delete(id);
     this.emit("conversations");
     if (this.current === id) this.setCurrent(null);
@@ -107,7 +124,7 @@ export class Store {
         return preferred(byKey.get(m.key), m);
       });
       // Local rows (queued sends, tool results) and live answers the page does not list yet.
-      for (const m of t.messages) if (!seen.has(m.key) && (m.local || m.live)) next.push(m);
+      for (const m of t.messages) if (!seen.has(m.key) && (m.local || m.live)) placeLocal(next, m);
       t.messages = next;
       if (!t.loaded || !t.olderLoaded) t.hasMore = Boolean(hasMore);
       for (const turn of this.turns.values()) {
@@ -315,7 +332,18 @@ export class Store {
     }
   }
 
-  /** The last user message of a thread with text, for "regenerate". */
+  /** The newest stored answer of a thread, for "regenerate": {id, key} or null. */
+  lastAnswer(threadKey) {
+    const t = this.threads.get(threadKey);
+    if (!t) return null;
+    for (let i = t.messages.length - 1; i >= 0; i--) {
+      const m = t.messages[i];
+      if (m.role === "assistant") return m.id ? { id: m.id, key: m.key } : null;
+    }
+    return null;
+  }
+
+  /** The last user message of a thread with text. */
   lastUserText(threadKey) {
     const t = this.threads.get(threadKey);
     if (!t) return null;
@@ -337,6 +365,14 @@ function time(iso) {
 export function messageText(msg) {
   if (msg.role === "user") return msg.text || "";
   return (msg.parts || []).filter((p) => p.kind === "text").map((p) => p.text).join("");
+}
+
+/** A direct tool call's step goes back where it happened among the stored messages. */
+function placeLocal(list, m) {
+  const at = m.role === "local-tool" && m.at ? time(m.at) : 0;
+  const i = at ? list.findIndex((x) => !x.local && time(x.created_at) > at) : -1;
+  if (i >= 0) list.splice(i, 0, m);
+  else list.push(m);
 }
 
 function appendText(parts, text) {

@@ -102,12 +102,7 @@ def test_quota_precedence_per_user_then_role_then_default(tmp_path):
         "quotas.per_role.bot=50", "quotas.per_user.vip=1000",
     ])
 
-    class FakeRuntime:
-        pass
-
-    runtime = FakeRuntime()
-    runtime.config = config  # type: ignore[attr-defined]
-    guard = TurnGuard(runtime)  # type: ignore[arg-type]
+    guard = TurnGuard(config, store=None, metrics=None)  # type: ignore[arg-type]  # quota_for reads config only
     assert guard.quota_for(UserRecord(id="u1", name="vip", role="bot")) == 1000
     assert guard.quota_for(UserRecord(id="u2", name="r2", role="bot")) == 50
     assert guard.quota_for(UserRecord(id="u3", name="ann", role="user")) == 100

@@ -91,9 +91,10 @@ def test_rename_delete_newline_and_regenerate(chat: ChatPage) -> None:
     expect(chat.user_rows.first).to_have_text("first line\nsecond line")
 
     chat.last_answer.get_by_test_id("regenerate").click()
-    expect(chat.answers).to_have_count(2)
+    expect(chat.last_answer).to_have_attribute("data-status", "streaming")
     chat.wait_answer("complete")
-    expect(chat.user_rows).to_have_count(2)
+    expect(chat.answers).to_have_count(1)  # rewritten in place, the question not resent
+    expect(chat.user_rows).to_have_count(1)
 
     item = chat.by("conversation-item").first
     item.get_by_test_id("rename-conversation").click()
@@ -109,5 +110,6 @@ def test_rename_delete_newline_and_regenerate(chat: ChatPage) -> None:
     expect(chat.by("confirm-dialog")).to_be_visible()
     chat.by("confirm-ok").click()
     expect(chat.by("conversation-item")).to_have_count(0)
+    expect(chat.by("undo-delete")).to_be_visible()
     expect(chat.by("conversation-title")).to_have_text("New conversation")
     expect(chat.page.locator("#empty-state")).to_be_visible()

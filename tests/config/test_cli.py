@@ -9,7 +9,7 @@ import pytest
 
 from server.cli.main import main
 from server.config.settings import Config
-from server.config.view import MASK, masked
+from server.config.view import MASK, masked, secret_settings
 
 
 @pytest.fixture(autouse=True)
@@ -100,13 +100,29 @@ def test_show_never_prints_a_secret(capsys, tmp_path, monkeypatch):
         assert "ANTHROPIC_API_KEY" in out and "is set" in out
 
 
-@pytest.mark.parametrize("key", ["x.api_key", "x.secret", "x.auth_token", "x.password", "x.KEY"])
-def test_secret_names_are_masked(key):
-    assert masked(key, "hunter2") == MASK
+def test_the_declared_secrets():
+    assert secret_settings() == {("limits", "storage_uri"), ("models", "*", "base_url")}
 
 
-@pytest.mark.parametrize("key", ["models.m.api_key_env", "server.port", "store.busy_timeout_ms"])
-def test_other_names_are_shown(key):
+@pytest.mark.parametrize(
+    ("key", "value", "shown"),
+    [
+        ("limits.storage_uri", "redis://:hunter2@cache:6379/0", f"redis://:{MASK}@cache:6379/0"),
+        ("limits.storage_uri", "redis://ann:hunter2@cache", f"redis://ann:{MASK}@cache"),
+        ("limits.storage_uri", "memory://", "memory://"),
+        ("models.m.base_url", "http://127.0.0.1:11434/v1", "http://127.0.0.1:11434/v1"),
+        ("models.m.base_url", "hunter2", MASK),
+        ("models.odd.name.base_url", "http://u:hunter2@h/v1", f"http://u:{MASK}@h/v1"),
+    ],
+)
+def test_declared_secrets_are_masked(key, value, shown):
+    assert masked(key, value) == shown
+
+
+@pytest.mark.parametrize(
+    "key", ["models.m.api_key_env", "auth.secret_env", "quotas.tokens_per_day", "models.m.max_output_tokens"]
+)
+def test_a_name_says_nothing(key):
     assert masked(key, "value") == "value"
 
 

@@ -18,7 +18,7 @@ async def test_two_turns_survive_a_restart_on_the_same_database(tmp_path: Path) 
     with LiveServer(tmp_path) as server:
         async with await WsClient.connect(server.ws_url, hello={}) as client:
             first, events1 = await client.chat("the first turn")
-            second, events2 = await client.chat("and the second", conversation_id=first["conversation_id"])
+            _second, events2 = await client.chat("and the second", conversation_id=first["conversation_id"])
         assert events1[-1]["status"] == events2[-1]["status"] == "complete"
         server.restart()
         async with await WsClient.connect(server.ws_url, hello={}) as client:

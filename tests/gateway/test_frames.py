@@ -86,10 +86,12 @@ def test_binary_frames_are_bad_requests(client) -> None:
 
 
 def test_text_over_the_limit_is_too_large(tmp_path: Path) -> None:
-    with running_app(make_config(tmp_path, "limits.max_text_chars=10")) as client:
-        with connected(client, hello={}) as socket:
-            reply = socket.request({"type": "send", "client_msg_id": "a", "text": "x" * 11})
-            assert reply["code"] == "too_large"
+    with (
+        running_app(make_config(tmp_path, "limits.max_text_chars=10")) as client,
+        connected(client, hello={}) as socket,
+    ):
+        reply = socket.request({"type": "send", "client_msg_id": "a", "text": "x" * 11})
+        assert reply["code"] == "too_large"
 
 
 def close_code(socket) -> int:
@@ -106,41 +108,46 @@ def test_a_frame_before_hello_closes_with_4003(client) -> None:
 
 
 def test_no_hello_in_time_closes_with_4003(tmp_path: Path) -> None:
-    with running_app(make_config(tmp_path, "session.hello_timeout_s=0.2")) as client:
-        with connected(client) as socket:
-            assert close_code(socket) == 4003
+    with (
+        running_app(make_config(tmp_path, "session.hello_timeout_s=0.2")) as client,
+        connected(client) as socket,
+    ):
+        assert close_code(socket) == 4003
 
 
 def test_more_than_ten_bad_frames_close_with_4002(tmp_path: Path) -> None:
-    with running_app(make_config(tmp_path)) as client:
-        with connected(client, hello={}) as socket:
-            for _ in range(11):
-                socket.send("nope")
-            codes = []
-            with pytest.raises(WebSocketDisconnect) as closed:
-                while True:
-                    codes.append(socket.recv()["code"])
-            assert codes == ["bad_request"] * 11 and closed.value.code == 4002
+    with running_app(make_config(tmp_path)) as client, connected(client, hello={}) as socket:
+        for _ in range(11):
+            socket.send("nope")
+        codes = []
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                codes.append(socket.recv()["code"])
+        assert codes == ["bad_request"] * 11 and closed.value.code == 4002
 
 
 def test_a_frame_over_the_size_limit_closes_with_1009(tmp_path: Path) -> None:
-    with running_app(make_config(tmp_path, "limits.max_frame_bytes=1000")) as client:
-        with connected(client, hello={}) as socket:
-            socket.send(json.dumps({"type": "send", "client_msg_id": "a", "text": "x" * 2000}))
-            assert close_code(socket) == 1009
+    with (
+        running_app(make_config(tmp_path, "limits.max_frame_bytes=1000")) as client,
+        connected(client, hello={}) as socket,
+    ):
+        socket.send(json.dumps({"type": "send", "client_msg_id": "a", "text": "x" * 2000}))
+        assert close_code(socket) == 1009
 
 
 def test_a_flood_closes_with_4008(tmp_path: Path) -> None:
-    with running_app(make_config(tmp_path, "limits.frames_per_window=5")) as client:
-        with connected(client, hello={}) as socket:  # hello counts as one
-            for _ in range(5):
-                socket.send({"type": "ping"})
-            assert close_code(socket) == 4008
+    with (
+        running_app(make_config(tmp_path, "limits.frames_per_window=5")) as client,
+        connected(client, hello={}) as socket,  # hello counts as one
+    ):
+        for _ in range(5):
+            socket.send({"type": "ping"})
+        assert close_code(socket) == 4008
 
 
 def test_a_repeated_send_is_stored_once_and_acked_identically(client) -> None:
     with connected(client, hello={}) as socket:
-        first, events = socket.chat("only once")
+        first, _events = socket.chat("only once")
         again = socket.request({"type": "send", "client_msg_id": first["client_msg_id"], "text": "only once"})
         assert {k: again[k] for k in ("conversation_id", "message_id", "turn_id")} == {
             k: first[k] for k in ("conversation_id", "message_id", "turn_id")
@@ -195,9 +202,11 @@ def test_unknown_model_or_template_in_send_is_a_bad_request(client) -> None:
 
 
 def test_a_foreign_origin_is_refused_before_accept(client) -> None:
-    with pytest.raises(WebSocketDisconnect):
-        with client.websocket_connect("/ws", headers={"origin": "https://evil.example"}):
-            pass
+    with (
+        pytest.raises(WebSocketDisconnect),
+        client.websocket_connect("/ws", headers={"origin": "https://evil.example"}),
+    ):
+        pass
 
 
 def test_the_page_is_served(client) -> None:

@@ -59,6 +59,7 @@ async def test_text_tool_use_usage_and_stop_reason(fake_anthropic, provider):
     events = await run(provider, settings(fake_anthropic), request(tools=True))
 
     assert events == [
+        Usage(input_tokens=11, output_tokens=1),  # message_start: input known before any text
         TextDelta("On "), TextDelta("it."),
         ToolUse(id="toolu_fake_0_0", name="search", input={"query": "x", "tags": ["a", "b"]}),
         Usage(input_tokens=11, output_tokens=5),
@@ -87,7 +88,7 @@ async def test_usage_from_message_start_when_message_delta_has_none(fake_anthrop
 
     events = await run(provider, settings(fake_anthropic))
 
-    assert events == [TextDelta("hi"), Usage(9, 1), Finish("max_tokens")]
+    assert events == [Usage(9, 1), TextDelta("hi"), Usage(9, 1), Finish("max_tokens")]
 
 
 @pytest.mark.parametrize(("fail", "retryable"), [
@@ -120,7 +121,7 @@ async def test_error_event_mid_stream(fake_anthropic, provider):
     with pytest.raises(ProviderError) as caught:
         async for event in provider.stream(settings(fake_anthropic), request()):
             received.append(event)
-    assert received == [TextDelta("a ")]
+    assert received == [Usage(10, 1), TextDelta("a ")]
     assert caught.value.retryable and caught.value.status == 529
 
 

@@ -23,7 +23,7 @@ def test_opens_after_consecutive_failures_only():
     assert breaker.state == "open" and not breaker.acquire()
     assert breaker.status() == {
         "state": "open", "consecutive_failures": 3, "last_error": "e",
-        "last_error_at": 1234.5, "retry_in_s": 10.0,
+        "last_error_at": 1234.5, "retry_in_s": 10.0, "misconfigured": None,
     }
 
 

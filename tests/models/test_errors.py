@@ -33,7 +33,8 @@ def test_plain_rate_limit_is_retryable_with_retry_after():
     error = from_status("m", 429, {"error": {"type": "rate_limit_error", "message": "slow down"}},
                         {"retry-after": "5"}, "slow down")
     assert error.retryable and error.retry_after == 5.0 and error.status == 429
-    assert error.message == "m: 429 rate_limit_error: slow down"
+    assert error.message == "m: the model is rate limited (429)"  # ours, for users
+    assert error.detail == "m: 429 rate_limit_error: slow down"  # the provider's, for the log
 
 
 @pytest.mark.parametrize(("kind", "retryable", "status"), [

@@ -180,3 +180,22 @@ async def test_one_client_per_base_url_and_key(provider, fake_openai):
     await run(provider, settings(fake_openai))
     await run(provider, settings(fake_openai, max_output_tokens=10))
     assert len(provider._clients._clients) == 1
+
+
+async def test_a_body_cut_before_finish_reason_or_done_is_a_retryable_failure(fake_openai, provider):
+    """Issue 15 point 1: not a complete answer, whatever came before the cut."""
+    fake_openai.script(Raw([data({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                                  "choices": [{"index": 0, "delta": {"content": "half"}, "finish_reason": None}]})]),
+                       Raw([]))
+    for _ in range(2):  # cut after some text; a 200 with an empty body
+        with pytest.raises(ProviderError) as caught:
+            await run(provider, settings(fake_openai))
+        assert caught.value.retryable and "cut off" in caught.value.message
+
+
+async def test_a_server_that_omits_finish_reason_but_sends_done_completes(fake_openai, provider):
+    fake_openai.script(Raw([data({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                                  "choices": [{"index": 0, "delta": {"content": "all"}}]}),
+                            data("[DONE]")]))
+    events = await run(provider, settings(fake_openai))
+    assert events == [TextDelta("all"), Usage(0, 0), Finish("end_turn")]

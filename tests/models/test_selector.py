@@ -10,6 +10,7 @@ import asyncio
 import time
 
 import pytest
+from structlog.testing import capture_logs
 
 from server.errors import ModelUnavailable, Timeout
 from server.models.base import Finish, ProviderError, TextDelta, ToolUse, Usage
@@ -96,7 +97,7 @@ async def test_primary_hangs_fallback_answers_within_timeouts(fake_anthropic, fa
 
     _, selection = await collect(selector, "claude", deadline=started + 10)
 
-    assert selection == Selection(model="local", fallback_from="claude")
+    assert (selection.model, selection.fallback_from) == ("local", "claude")
     assert time.monotonic() - started < 5  # two 0.5 s timeouts, generously bounded
     assert fake_anthropic.calls == 2
     assert await fake_anthropic.wait_for(
@@ -123,7 +124,7 @@ async def test_breaker_opens_after_n_failures_then_one_probe_after_cooldown(
     clock.advance(29)
     for _ in range(3):  # within the cool-down: the primary gets no call at all
         _, selection = await collect(selector, "claude")
-        assert selection == Selection(model="local", fallback_from="claude")
+        assert (selection.model, selection.fallback_from) == ("local", "claude")
     assert fake_anthropic.calls == 3
 
     clock.advance(2)  # half-open: exactly one probe, which fails and re-opens the circuit
@@ -135,7 +136,7 @@ async def test_breaker_opens_after_n_failures_then_one_probe_after_cooldown(
     fake_anthropic.always(Reply("back again"))
     clock.advance(31)  # the next probe succeeds and closes the circuit
     _, selection = await collect(selector, "claude")
-    assert selection == Selection(model="claude", fallback_from=None)
+    assert (selection.model, selection.fallback_from) == ("claude", None)
     status = selector.status()["claude"]
     assert status["state"] == "closed" and status["consecutive_failures"] == 0
     assert "529" in status["last_error"]
@@ -159,9 +160,9 @@ async def test_half_open_lets_exactly_one_concurrent_probe(fake_anthropic, fake_
     assert sorted(s.model for _, s in results) == ["claude", "local", "local", "local"]
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 422])
-async def test_non_retryable_errors_are_raised_without_retry_or_fallback(
-    status, fake_anthropic, fake_openai, selector_for
+@pytest.mark.parametrize(("status", "code"), [(400, "bad_request"), (413, "too_large"), (422, "bad_request")])
+async def test_a_rejected_request_is_raised_without_retry_or_fallback(
+    status, code, fake_anthropic, fake_openai, selector_for
 ):
     fake_anthropic.always(Fail(status, message="your request is wrong"))
     config = make_config(
@@ -173,25 +174,60 @@ async def test_non_retryable_errors_are_raised_without_retry_or_fallback(
     with pytest.raises(ProviderError) as caught:
         await collect(selector, "claude")
 
-    assert (caught.value.retryable, caught.value.status) == (False, status)
-    assert "your request is wrong" in caught.value.message
+    assert (caught.value.retryable, caught.value.status, caught.value.code) == (False, status, code)
+    assert "your request is wrong" not in caught.value.message  # the provider's words stay in the log
+    assert "your request is wrong" in caught.value.detail
     assert (fake_anthropic.calls, fake_openai.calls) == (1, 0)
     assert selector.status()["claude"]["state"] == "closed"
 
 
-async def test_wrong_api_key_is_a_401_without_fallback(fake_anthropic, fake_openai, selector_for, monkeypatch):
+@pytest.mark.parametrize("status", [401, 403, 404])
+async def test_a_misconfigured_primary_falls_back_and_opens_its_circuit(
+    status, fake_anthropic, fake_openai, selector_for
+):
+    fake_anthropic.always(Fail(status, message="invalid x-api-key sk-ant-***1234"))
+    fake_openai.always(Reply("from the fallback"))
+    config = make_config(
+        {"claude": claude(fake_anthropic), "local": local(fake_openai)},
+        fallback=["local"], max_retries=3, breaker_failures=5,
+    )
+    selector = selector_for(config, clock=Clock())
+
+    with capture_logs() as logs:
+        for _ in range(3):
+            _, selection = await collect(selector, "claude")
+            assert (selection.model, selection.fallback_from) == ("local", "claude")
+
+    assert fake_anthropic.calls == 1  # not retried; then its circuit is open
+    status_now = selector.status()["claude"]
+    assert status_now["state"] == "open" and str(status) in status_now["misconfigured"]
+    assert "sk-ant" not in status_now["misconfigured"]
+    errors = [e for e in logs if e["event"] == "model_misconfigured"]
+    assert len(errors) == 1 and errors[0]["log_level"] == "error"
+    assert "sk-ant-***1234" in errors[0]["error"]  # the operator sees the provider's words
+    assert list(selector.misconfigured()) == ["claude"]
+
+
+async def test_a_fixed_model_is_logged_as_recovered_and_leaves_the_list(
+    fake_anthropic, fake_openai, selector_for, monkeypatch
+):
     monkeypatch.setenv("WRONG_KEY", "not-the-key")
     config = make_config(
         {"claude": claude(fake_anthropic, api_key_env="WRONG_KEY"), "local": local(fake_openai)},
-        fallback=["local"], max_retries=3,
+        fallback=["local"], breaker_cooldown_s=30.0,
     )
-    selector = selector_for(config)
+    clock = Clock()
+    selector = selector_for(config, clock=clock)
+    _, selection = await collect(selector, "claude")
+    assert selection.model == "local" and selector.status()["claude"]["state"] == "open"
 
-    with pytest.raises(ProviderError) as caught:
-        await collect(selector, "claude")
+    monkeypatch.setenv("WRONG_KEY", "test-key")  # the operator fixes the key
+    clock.advance(31)  # the probe after the cool-down succeeds
+    with capture_logs() as logs:
+        _, selection = await collect(selector, "claude")
 
-    assert caught.value.status == 401 and not caught.value.retryable
-    assert fake_openai.calls == 0
+    assert selection.model == "claude" and selector.misconfigured() == {}
+    assert [e["event"] for e in logs if e["event"].startswith("model_")] == ["model_recovered"]
 
 
 async def test_spend_limit_429_is_not_retried(fake_openai, fake_anthropic, selector_for):
@@ -255,7 +291,7 @@ async def test_both_providers_down_fail_clearly_within_deadline_then_recover(
 
     fake_openai.always(Reply("I'm back"))
     events, selection = await collect(selector, "claude", deadline=time.monotonic() + 5)
-    assert selection == Selection(model="local", fallback_from="claude")
+    assert (selection.model, selection.fallback_from) == ("local", "claude")
     assert TextDelta("back") in events
 
 
@@ -337,3 +373,24 @@ async def test_echo_is_always_available(selector_for, fake_anthropic):
     events, selection = await collect(selector, "echo", req=request("a b"))
     assert [e for e in events if isinstance(e, TextDelta)] == [TextDelta("a "), TextDelta("b")]
     assert selection.model == "echo" and selector.status()["echo"]["state"] == "closed"
+
+
+async def test_first_token_budget_spans_retries_and_spares_the_last_candidate(
+    fake_anthropic, fake_openai, selector_for
+):
+    """Issue 15 point 3: the primary gets one budget for all its retries; the last
+    candidate, with nobody to hand over to, is not cut by it."""
+    fake_anthropic.always(Hang(60))
+    fake_openai.always(Hang(1.5, then=Reply("slow but there")))
+    config = make_config(
+        {"claude": claude(fake_anthropic), "local": local(fake_openai)},
+        fallback=["local"], max_retries=3, first_token_timeout_s=0.5,
+    )
+    selector = selector_for(config)
+
+    events, selection = await collect(selector, "claude", deadline=time.monotonic() + 20)
+
+    assert (selection.model, selection.fallback_from) == ("local", "claude")
+    assert TextDelta("there") in events
+    assert fake_anthropic.calls == 1 and fake_openai.calls == 1
+    assert selector.status()["claude"]["consecutive_failures"] == 1

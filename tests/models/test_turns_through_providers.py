@@ -68,15 +68,17 @@ def test_overloaded_primary_falls_back_and_says_so(tmp_path: Path, fakes) -> Non
     assert primary.calls == 1 and backup.calls == 1
 
 
-@pytest.mark.parametrize("status", [400, 401])
-def test_a_client_error_is_not_retried_nor_passed_to_the_fallback(tmp_path: Path, fakes, status: int) -> None:
+@pytest.mark.parametrize(("status", "code"), [(400, "bad_request"), (413, "too_large")])
+def test_a_client_error_is_not_retried_nor_passed_to_the_fallback(
+    tmp_path: Path, fakes, status: int, code: str
+) -> None:
     primary, backup = fakes
     primary.always(Fail(status))
     with running_app(make_config(tmp_path, *settings(primary, backup))) as client, connected(client, hello={}) as socket:
         ack, events = socket.chat("hi")
         answer = stored_answer(socket, ack["conversation_id"])
     done = events[-1]
-    assert done["status"] == "failed" and done["error"]["code"] == "model_unavailable"
+    assert done["status"] == "failed" and done["error"]["code"] == code
     assert str(status) in done["error"]["message"]
     assert primary.calls == 1 and backup.calls == 0
     assert answer["status"] == "failed" and answer.get("text", "") == "" and answer["content"] == []

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from server.config.settings import Config
+from server.config.settings import Config, SessionSettings
 from server.models.selector import Selector
 from server.observability.metrics import Metrics
 from server.sessions.registry import SessionRegistry
@@ -25,7 +25,7 @@ def exported_metrics() -> set[str]:
     metrics = Metrics()
     metrics.watch(SimpleNamespace(
         selector=Selector(Config(), {}),
-        sessions=SessionRegistry(ttl_s=1, buffer_size=1),
+        sessions=SessionRegistry(SessionSettings(ttl_s=1, replay_buffer=1)),
         turns=SimpleNamespace(running={}),
     ))
     return {

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 import structlog
-from server.observability.logs import CONTENT_MASK, SECRET_MASK, ContentFilter
 from structlog.testing import capture_logs
 
 from server.config.settings import LogSettings
 from server.observability import logs as chinwag_logs
+from server.observability.logs import CONTENT_MASK, SECRET_MASK, ContentFilter
 from tests.observability.helpers import ScriptProvider, answer, tools
 from tests.support.inproc import connected, make_config, running_app
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from server.prompts import PromptLibrary
+from server.prompts.library import PromptLibrary
 
 NOW = datetime(2030, 1, 2, 3, 4, tzinfo=UTC)  # fixed: no digits of the clock in the output
 

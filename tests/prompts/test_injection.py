@@ -13,7 +13,7 @@ import pytest
 from jinja2.exceptions import SecurityError
 
 from server.config.settings import SHIPPED_PROMPTS
-from server.prompts import PromptError, PromptLibrary
+from server.prompts.library import PromptError, PromptLibrary
 from server.protocol import Message
 from server.turns.history_budget import build_context
 from tests.prompts.helpers import Conversation, Tool, User, library, render

@@ -6,7 +6,7 @@ import pytest
 
 from server.config.settings import SHIPPED_PROMPTS
 from server.errors import BadRequest
-from server.prompts import PromptError, PromptLibrary
+from server.prompts.library import PromptError, PromptLibrary
 from tests.prompts.helpers import Conversation, Tool, User, library, render
 
 SHIPPED = PromptLibrary(SHIPPED_PROMPTS)
@@ -109,10 +109,9 @@ def test_unknown_template_is_bad_request(tmp_path):
 
 def test_model_hint_and_tools_filter(tmp_path):
     lib = library(tmp_path, t='+++\nmodel = "fast"\ntools = ["search"]\n+++\nx', u="y")
-    tools = [Tool("search"), Tool("export")]
     assert lib.get("t").meta.model == "fast"
-    assert [t.name for t in lib.get("t").offered(tools)] == ["search"]
-    assert [t.name for t in lib.get("u").offered(tools)] == ["search", "export"]
+    assert lib.get("t").meta.tools == ["search"]
+    assert lib.get("u").meta.tools is None  # every tool the role may use
 
 
 @pytest.mark.parametrize(("text", "where"), [

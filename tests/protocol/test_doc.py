@@ -12,10 +12,13 @@ DOC = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
 
 
 def table_rows(heading: str) -> dict[str, str]:
-    """`type` → fields cell, from the table under a `### heading`."""
-    section = re.split(r"\n##", DOC.split(f"### {heading}", 1)[1], maxsplit=1)[0]
-    rows = re.findall(r"^\| `([a-z.]+)` \|([^|]*)\|", section, re.M)
-    return dict(rows)
+    """`type` → fields cell, from the tables under `### heading` and under
+    `### heading: additions` (frames added in the Additions section)."""
+    rows: dict[str, str] = {}
+    for part in DOC.split(f"### {heading}")[1:]:
+        section = re.split(r"\n##", part, maxsplit=1)[0]
+        rows.update(re.findall(r"^\| `([a-z.]+)` \|([^|]*)\|", section, re.MULTILINE))
+    return rows
 
 
 def fields_of(cls: type) -> set[str]:

@@ -22,6 +22,7 @@ CLIENT_FRAMES = [
     protocol.ConversationsRequest(before="c", limit=1, query="q"),
     protocol.ConversationUpdate(conversation_id="c", title="T", model="", template="", variables={}),
     protocol.ConversationDelete(conversation_id="c"),
+    protocol.Regenerate(conversation_id="c", message_id="m", ref=8),
     protocol.Ping(ref=7),
 ]
 
@@ -33,6 +34,7 @@ SERVER_FRAMES = [
                      server=protocol.ServerInfo(name="chinwag", version="0"), models=["echo"],
                      templates=["system"], tools=[{"name": "search"}], limits={"max_frame_bytes": 1}),
     protocol.Ack(client_msg_id="m", conversation_id="c", message_id="m1", turn_id="t", ref=3),
+    protocol.Regenerated(conversation_id="c", message_id="m", turn_id="t", duplicate=True, ref=4),
     protocol.Ok(ref="a"),
     protocol.Error(code="bad_request", message="nope", details={"path": "$.text"}, retry_after=1.5),
     protocol.HistoryReply(conversation_id="c", messages=[MESSAGE], has_more=True),
@@ -73,6 +75,7 @@ def test_every_client_type_of_the_protocol_is_decodable() -> None:
     assert protocol.CLIENT_TYPES == {
         "hello", "send", "cancel", "approve", "tool", "history", "conversations",
         "conversation.update", "conversation.delete", "ping",
+        "regenerate",  # an addition (docs/protocol.md, Additions)
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from server import protocol
+from server.config.settings import SessionSettings
 from server.sessions.registry import SessionRegistry
 from server.store.base import UserRecord
 
@@ -62,7 +63,7 @@ def delta(text: str, turn: str = "t1") -> protocol.Delta:
 
 def test_sessions_are_found_by_user_and_forgotten_when_dropped_or_expired() -> None:
     clock = Clock()
-    registry = SessionRegistry(ttl_s=10, buffer_size=100, clock=clock)
+    registry = SessionRegistry(SessionSettings(ttl_s=10, replay_buffer=100), clock=clock)
     a1, a2, b1 = registry.create(ALICE), registry.create(ALICE), registry.create(BOB)
     assert set(map(id, registry.of_user("alice"))) == {id(a1), id(a2)}
     registry.drop(a1)
@@ -74,7 +75,7 @@ def test_sessions_are_found_by_user_and_forgotten_when_dropped_or_expired() -> N
 
 
 def test_events_get_gapless_seq_and_a_resume_replays_exactly_the_missed_ones() -> None:
-    registry = SessionRegistry(ttl_s=10, buffer_size=100)
+    registry = SessionRegistry(SessionSettings(ttl_s=10, replay_buffer=100))
     session = registry.create(ALICE)
     first = ListOutlet()
     session.attach(first, b'{"type":"welcome"}', last_seq=None)
@@ -92,7 +93,7 @@ def test_events_get_gapless_seq_and_a_resume_replays_exactly_the_missed_ones() -
 
 
 def test_resume_is_refused_for_another_user_a_wrong_token_or_a_seq_out_of_reach() -> None:
-    registry = SessionRegistry(ttl_s=10, buffer_size=2)
+    registry = SessionRegistry(SessionSettings(ttl_s=10, replay_buffer=2))
     session = registry.create(ALICE)
     for word in ("a", "b", "c", "d"):
         session.publish(protocol.Reconnect(reason=word))  # not mergeable: four entries, two kept
@@ -105,7 +106,7 @@ def test_resume_is_refused_for_another_user_a_wrong_token_or_a_seq_out_of_reach(
 
 
 def test_deltas_nobody_can_have_seen_merge_without_a_gap_in_seq() -> None:
-    registry = SessionRegistry(ttl_s=10, buffer_size=100)
+    registry = SessionRegistry(SessionSettings(ttl_s=10, replay_buffer=100))
     session = registry.create(ALICE)
     slow = ListOutlet(hold=True)  # a congested socket: frames wait in its queue
     session.attach(slow, b'{"type":"welcome"}', last_seq=None)
@@ -118,7 +119,7 @@ def test_deltas_nobody_can_have_seen_merge_without_a_gap_in_seq() -> None:
 
 
 def test_a_delta_handed_to_a_socket_is_never_changed_afterwards() -> None:
-    registry = SessionRegistry(ttl_s=10, buffer_size=100)
+    registry = SessionRegistry(SessionSettings(ttl_s=10, replay_buffer=100))
     session = registry.create(ALICE)
     outlet = ListOutlet()
     session.attach(outlet, b'{"type":"welcome"}', last_seq=None)

@@ -8,7 +8,7 @@ from typing import Any
 import uvicorn
 from uvicorn.server import ServerState
 
-from server.serving import DeadPeerAwareProtocol
+from server.uvicorn_bridge import DeadPeerAwareProtocol
 
 
 class StuckTransport(asyncio.Transport):

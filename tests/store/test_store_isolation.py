@@ -25,12 +25,6 @@ BOB_CALLS: dict[str, Call] = {
     "delete_conversation": lambda s, a: s.delete_conversation(BOB, a.conversation_id),
     "history": lambda s, a: s.history(BOB, a.conversation_id, before=None, limit=10),
     "context_messages": lambda s, a: s.context_messages(BOB, a.conversation_id),
-    "start_assistant_message": lambda s, a: s.start_assistant_message(
-        BOB, a.conversation_id, "t_x", "echo"
-    ),
-    "add_message": lambda s, a: s.add_message(
-        BOB, a.conversation_id, role="assistant", content=[{"type": "text", "text": "x"}]
-    ),
     "list_conversations(before)": lambda s, a: s.list_conversations(
         BOB, before=a.conversation_id, limit=10, query=None
     ),

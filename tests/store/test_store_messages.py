@@ -1,4 +1,4 @@
-"""Assistant messages while streaming and after; tool messages; conversation changes."""
+"""Assistant messages while streaming and after; conversation changes."""
 
 from __future__ import annotations
 
@@ -39,44 +39,11 @@ async def test_checkpoints_then_recover_marks_streaming_incomplete(open_store: O
     assert (messages[-1].status, messages[-1].text) == ("incomplete", "Once upon a time")
 
 
-async def test_start_assistant_message_appends_a_streaming_message(open_store: OpenStore) -> None:
-    store = await open_store()
-    accepted = await send(store, ALICE, "tell me a story")
-    await store.finish_message(accepted.answer_id, content=text("Once"), status="complete")
-    reply = await store.start_assistant_message(
-        ALICE, accepted.conversation_id, accepted.turn_id, "echo"
-    )
-    assert (reply.role, reply.status, reply.content, reply.model) == (
-        "assistant",
-        "streaming",
-        [],
-        "echo",
-    )
-    assert reply.turn_id == accepted.turn_id
-    await store.checkpoint_message(reply.id, text("upon a time"))
-    messages, _ = await store.history(ALICE, accepted.conversation_id, before=None, limit=5)
-    assert [m.id for m in messages] == [accepted.message_id, accepted.answer_id, reply.id]
-    assert (messages[-1].status, messages[-1].text) == ("streaming", "upon a time")
-    await store.close()
-
-    restarted = await open_store()
-    assert await restarted.recover() == 1  # the finished reserved answer is left alone
-    messages, _ = await restarted.history(ALICE, accepted.conversation_id, before=None, limit=5)
-    assert [(m.status, m.text) for m in messages] == [
-        ("complete", "tell me a story"),
-        ("complete", "Once"),
-        ("incomplete", "upon a time"),
-    ]
-
-
 async def test_finish_stores_final_content_usage_and_tool_calls(store: SqliteStore) -> None:
     accepted = await send(store, ALICE, "search for cats")
-    reply = await store.start_assistant_message(
-        ALICE, accepted.conversation_id, accepted.turn_id, "m1"
-    )
     call = {"type": "tool_use", "id": "call_1", "name": "search", "input": {"query": "cats"}}
     finished = await store.finish_message(
-        reply.id,
+        accepted.answer_id,
         content=[*text("Let me look. "), call],
         status="complete",
         model="m2",
@@ -93,11 +60,8 @@ async def test_finish_stores_final_content_usage_and_tool_calls(store: SqliteSto
 
 async def test_a_late_checkpoint_does_not_overwrite_the_final_text(store: SqliteStore) -> None:
     accepted = await send(store, ALICE, "hi")
-    reply = await store.start_assistant_message(
-        ALICE, accepted.conversation_id, accepted.turn_id, "echo"
-    )
-    await store.finish_message(reply.id, content=text("final"), status="cancelled")
-    await store.checkpoint_message(reply.id, text("fin"))
+    await store.finish_message(accepted.answer_id, content=text("final"), status="cancelled", model="echo")
+    await store.checkpoint_message(accepted.answer_id, text("fin"))
     [*_, last] = await store.context_messages(ALICE, accepted.conversation_id)
     assert (last.status, last.text, last.model) == ("cancelled", "final", "echo")
 
@@ -107,19 +71,6 @@ async def test_unknown_message_ids_are_not_found(store: SqliteStore) -> None:
         await store.checkpoint_message("m_nope", text("x"))
     with pytest.raises(NotFound):
         await store.finish_message("m_nope", content=text("x"), status="complete")
-
-
-async def test_add_message_appends_tool_results_in_order(store: SqliteStore) -> None:
-    accepted = await send(store, ALICE, "q")
-    cid, turn = accepted.conversation_id, accepted.turn_id
-    result = [{"type": "tool_result", "tool_use_id": "call_1", "content": "42", "is_error": False}]
-    tool = await store.add_message(ALICE, cid, role="tool", content=result, turn_id=turn)
-    answer = await store.add_message(ALICE, cid, role="assistant", content=text("It is 42."))
-    assert (tool.role, tool.status, tool.text, tool.tool_calls) == ("tool", "complete", "", None)
-    context = await store.context_messages(ALICE, cid)
-    assert [m.id for m in context] == [accepted.message_id, accepted.answer_id, tool.id, answer.id]
-    with pytest.raises(BadRequest):
-        await store.add_message(ALICE, cid, role="system", content=text("no"))
 
 
 async def test_update_conversation(store: SqliteStore) -> None:

@@ -53,22 +53,21 @@ async def test_words_are_anded_and_a_trailing_star_is_a_prefix(store: SqliteStor
 
 async def test_filters(store: SqliteStore) -> None:
     first = await send(store, ALICE, "llama facts")
-    reply = await store.start_assistant_message(ALICE, first.conversation_id, first.turn_id, "echo")
     await store.finish_message(
-        reply.id, content=[{"type": "text", "text": "llama answer"}], status="complete"
+        first.answer_id, content=[{"type": "text", "text": "llama answer"}], status="complete"
     )
     await asyncio.sleep(0.01)
     other = await send(store, ALICE, "more llama")
 
     in_first = await store.search_messages(ALICE, "llama", conversation_id=first.conversation_id)
-    assert {h.message_id for h in in_first} == {first.message_id, reply.id}
+    assert {h.message_id for h in in_first} == {first.message_id, first.answer_id}
     by_role = await store.search_messages(ALICE, "llama", role="assistant")
-    assert [h.message_id for h in by_role] == [reply.id]
+    assert [h.message_id for h in by_role] == [first.answer_id]
     [other_message], _ = await store.history(ALICE, other.conversation_id, before=None, limit=1)
     since = await store.search_messages(ALICE, "llama", since=other_message.created_at)
     assert [h.message_id for h in since] == [other.message_id]
     until = await store.search_messages(ALICE, "llama", until=other_message.created_at)
-    assert {h.message_id for h in until} == {first.message_id, reply.id}
+    assert {h.message_id for h in until} == {first.message_id, first.answer_id}
     assert len(await store.search_messages(ALICE, "llama", limit=2)) == 2
     with pytest.raises(BadRequest):
         await store.search_messages(ALICE, "llama", since="yesterday")

@@ -75,8 +75,15 @@ class Socket:
 
 @contextmanager
 def running_app(config: Config, **kwargs: Any) -> Iterator[TestClient]:
-    with TestClient(create_app(config, **kwargs)) as client:
+    with TestClient(create_app(config, **kwargs), headers=own_host(config)) as client:
         yield client
+
+
+def own_host(config: Config) -> dict[str, str]:
+    """A `Host` header naming the server, as a real client's would (the server refuses
+    other names: DNS rebinding); TestClient's own is `testserver`. Its WebSocket handshakes
+    carry it too (client headers apply to every request)."""
+    return {"host": f"127.0.0.1:{config.server.port}"}
 
 
 @contextmanager

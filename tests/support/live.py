@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 LISTENING = re.compile(r"chinwag listening on http://127\.0\.0\.1:(\d+)")
 REPO = Path(__file__).resolve().parents[2]
@@ -86,7 +87,7 @@ class LiveServer:
         time.sleep(0.05)
         return self.start()
 
-    def __enter__(self) -> LiveServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

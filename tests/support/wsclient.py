@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from typing import Any
+from typing import Any, Self
 
 import websockets
 
@@ -73,7 +73,7 @@ class WsClient:
     async def close(self) -> None:
         await self.connection.close()
 
-    async def __aenter__(self) -> WsClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -16,6 +16,7 @@ from server.auth.identity import Authenticator
 from server.config.settings import Config, load_config
 from server.errors import Unauthorized
 from server.store.base import UserRecord
+from tests.support.inproc import own_host
 from tests.support.scripted import ScriptedProvider
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
@@ -132,7 +133,7 @@ def running(
     authenticator: Authenticator | None = None,
 ) -> Iterator[TestClient]:
     app = create_app(config, providers={"echo": provider or ScriptedProvider()}, authenticator=authenticator)
-    with TestClient(app) as client:
+    with TestClient(app, headers=own_host(config)) as client:
         yield client
 
 

@@ -76,7 +76,7 @@ def test_health_schema() -> None:
     assert health.describe() == {
         "name": "health",
         "description": (
-            "Report the store, each model's circuit state and last error, uptime, sessions and sockets."
+            "Report the store, each model's circuit state, uptime, and sessions, sockets and running turns (the caller's own unless an admin)."
         ),
         "policy": "allow",
         "input_schema": {"type": "object", "properties": {}, "required": [], "additionalProperties": False},

@@ -170,7 +170,7 @@ def test_the_download_route(tmp_path: Path) -> None:
     for fmt, response in downloads.items():
         assert response.status_code == 200, fmt
         disposition = response.headers["content-disposition"]
-        assert disposition.startswith('attachment; filename="') and disposition.endswith(f'.{fmt}"')
+        assert disposition == f"attachment; filename=\"export-me.{fmt}\"; filename*=UTF-8''export-me.{fmt}"
         assert response.headers["cache-control"] == "no-store"
     assert downloads["html"].headers["content-type"] == "text/html; charset=utf-8"
     assert "<script>hi" not in downloads["html"].text and "&lt;script&gt;hi" in downloads["html"].text

@@ -25,11 +25,11 @@ def context(user_id: str = "ada") -> ToolContext:
     return ToolContext(
         user=UserRecord(id=user_id, name=user_id, role="user"),
         conversation_id=None,
-        store=None,  # type: ignore[arg-type]
-        config=None,
-        log=structlog.get_logger("test"),
         call_id="tc_test",
-        runtime=None,  # type: ignore[arg-type]
+        log=structlog.get_logger("test"),
+        data=None,  # type: ignore[arg-type]
+        settings=None,  # type: ignore[arg-type]
+        server=None,  # type: ignore[arg-type]
     )
 
 

@@ -105,6 +105,13 @@ def login_user(conn: sqlite3.Connection, login_id: str, now: str) -> UserRecord 
     return None if row is None else UserRecord(id=row["id"], name=row["name"], role=row["role"])
 
 
+def logged_in_from(conn: sqlite3.Connection, user_id: str, address: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM logins WHERE user_id = ? AND address = ? LIMIT 1", (user_id, address)
+    ).fetchone()
+    return row is not None
+
+
 def live_logins(conn: sqlite3.Connection, login_ids: list[str], now: str) -> set[str]:
     if not login_ids:
         return set()
@@ -312,6 +319,9 @@ class AccountsMixin:
 
     async def live_logins(self, login_ids: list[str]) -> set[str]:
         return await self._read(live_logins, list(login_ids), ids.utc_now())
+
+    async def logged_in_from(self, user_id: str, address: str) -> bool:
+        return bool(await self._read(logged_in_from, user_id, address))
 
     async def write_audit(self, entry: AuditEntry) -> None:
         await self._write(write_audit, entry)

@@ -7,6 +7,7 @@ commit and a commit never waits for a query.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,9 +17,36 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from server.config.settings import StoreSettings
-from server.store.sqlite.writer import run_in_thread
+from server.store.sqlite.aiosqlite_bridge import run_in_thread
 
 T = TypeVar("T")
+
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+
+
+def make_private_folder(folder: Path) -> None:
+    """Create `folder` and any missing parents, each 0700; an existing folder is left as it is
+    (the operator chose its mode)."""
+    missing: list[Path] = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=PRIVATE_FOLDER)
+        except FileExistsError:
+            pass  # another process made it meanwhile
+
+
+def create_private_file(path: Path) -> None:
+    """Make an empty database file 0600 if there is none. SQLite gives the -wal and -shm
+    files the mode of the database file, so they are private too."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    except FileExistsError:
+        pass
+
 
 
 async def connect(path: Path, settings: StoreSettings, *, readonly: bool) -> aiosqlite.Connection:

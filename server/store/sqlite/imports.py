@@ -7,7 +7,7 @@ from typing import Any
 
 from server.store import ids
 from server.store.sqlite.rows import dumps, plain_text
-from server.store.sqlite.writes import ROLES, STATUSES
+from server.store.sqlite.writes import MESSAGE_ROLES, STATUSES
 
 
 def import_conversation(
@@ -32,7 +32,7 @@ def import_conversation(
         ),
     )
     for message in messages:
-        role = message["role"] if message.get("role") in ROLES else "user"
+        role = message["role"] if message.get("role") in MESSAGE_ROLES else "user"
         status = message.get("status") if message.get("status") in STATUSES else "complete"
         content = message.get("content") or []
         conn.execute(

@@ -8,6 +8,7 @@ connection inside one snapshot. The schema comes from `migrations.py`, applied b
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -17,12 +18,20 @@ import aiosqlite
 
 from server.config.settings import StoreSettings
 from server.protocol import Conversation, Message
-from server.store.base import Accepted, NewUserMessage, SearchHit, UserRecord
+from server.store.base import Accepted, NewUserMessage, Restarted, SearchHit, UserRecord
 from server.store.sqlite import imports, reads, writes
 from server.store.sqlite.accounts import AccountsMixin
-from server.store.sqlite.connections import ReaderPool, connect, read_pragmas
+from server.store.sqlite.aiosqlite_bridge import run_in_thread
+from server.store.sqlite.connections import (
+    ReaderPool,
+    connect,
+    create_private_file,
+    make_private_folder,
+    read_pragmas,
+)
+from server.store.sqlite.failures import open_failure, probe_write, quick_check
 from server.store.sqlite.migrations import migrate
-from server.store.sqlite.writer import GroupCommitWriter, run_in_thread
+from server.store.sqlite.writer import GroupCommitWriter
 
 DEFAULT_READERS = 2
 DEFAULT_MARKS = ("**", "**")
@@ -48,13 +57,22 @@ class SqliteStore(AccountsMixin):
     # ------------------------------------------------------------------------- lifecycle
 
     async def open(self) -> None:
-        """Create the file and its folder if needed, migrate, start the writer and readers."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Create the file and its folder if needed, check it, migrate, start the writer and
+        readers. A database that cannot be used raises `StoreOpenError`: one line naming the
+        file and what to do (a full disk, a damaged or read-only file, a file in the way)."""
         try:
+            make_private_folder(self.path.parent)
+            create_private_file(self.path)
             self._write_conn = await connect(self.path, self.settings, readonly=False)
+            if self.settings.quick_check:
+                await run_in_thread(self._write_conn, quick_check)
             self.applied_migrations = await run_in_thread(self._write_conn, migrate)
+            await run_in_thread(self._write_conn, probe_write)
             # Readers open after the writer has switched the file to WAL.
             self._readers = await self._open_readers()
+        except (OSError, sqlite3.Error) as exc:
+            await self.close()
+            raise open_failure(self.path, exc) from exc
         except BaseException:
             await self.close()
             raise
@@ -63,6 +81,7 @@ class SqliteStore(AccountsMixin):
             window_ms=self.settings.group_commit_ms,
             max_group=self.settings.group_commit_max,
         )
+        self._writer.folder = self.path.parent
         self._writer.start()
 
     async def _open_readers(self) -> ReaderPool:
@@ -110,6 +129,16 @@ class SqliteStore(AccountsMixin):
     async def ping(self) -> None:
         await self._read(_select_one)
 
+    async def write_problem(self) -> str | None:
+        """None if writes work. After a write failed because of the disk or the file, a
+        write that changes nothing is tried again: still failing, this says why."""
+        writer = self.writer
+        if writer.failure is None:
+            return None
+        with contextlib.suppress(Exception):  # the failure is recorded on the writer
+            await writer.submit(probe_write)
+        return None if writer.failure is None else f"cannot write {self.path}: {writer.failure}"
+
     # ------------------------------------------------------------------------- users
 
     async def ensure_user(self, user: UserRecord) -> None:
@@ -122,6 +151,9 @@ class SqliteStore(AccountsMixin):
 
     async def accept_user_message(self, new: NewUserMessage) -> Accepted:
         return await self._write(writes.accept_user_message, new)
+
+    async def restart_answer(self, user_id: str, conversation_id: str, message_id: str) -> Restarted:
+        return await self._write(writes.restart_answer, user_id, conversation_id, message_id)
 
     async def get_conversation(self, user_id: str, conversation_id: str) -> Conversation:
         return await self._read(reads.get_conversation, user_id, conversation_id)
@@ -151,20 +183,6 @@ class SqliteStore(AccountsMixin):
     async def context_messages(self, user_id: str, conversation_id: str) -> list[Message]:
         return await self._read(reads.context_messages, user_id, conversation_id)
 
-    async def start_assistant_message(
-        self, user_id: str, conversation_id: str, turn_id: str, model: str
-    ) -> Message:
-        return await self._write(
-            writes.add_message,
-            user_id,
-            conversation_id,
-            role="assistant",
-            content=[],
-            turn_id=turn_id,
-            status="streaming",
-            model=model,
-        )
-
     async def checkpoint_message(self, message_id: str, content: list[dict[str, Any]]) -> None:
         await self._write(writes.checkpoint_message, message_id, content)
 
@@ -186,26 +204,6 @@ class SqliteStore(AccountsMixin):
             model=model,
             usage=usage,
             cost=cost,
-        )
-
-    async def add_message(
-        self,
-        user_id: str,
-        conversation_id: str,
-        *,
-        role: str,
-        content: list[dict[str, Any]],
-        turn_id: str | None = None,
-        status: str = "complete",
-    ) -> Message:
-        return await self._write(
-            writes.add_message,
-            user_id,
-            conversation_id,
-            role=role,
-            content=content,
-            turn_id=turn_id,
-            status=status,
         )
 
     async def import_conversation(

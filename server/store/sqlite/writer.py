@@ -14,26 +14,19 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
 from server.observability.metrics import Metrics
+from server.store.sqlite.aiosqlite_bridge import run_in_thread
+from server.store.sqlite.failures import storage_failure, write_failed
 
 T = TypeVar("T")
 
 # A write operation: a plain function run against the sqlite3 connection in its own thread.
 Operation = Callable[[sqlite3.Connection], T]
-
-
-async def run_in_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-    """Run `fn(raw_connection)` in the aiosqlite connection's own thread.
-
-    aiosqlite has no public call for this; `_execute` is the method every one of its own
-    helpers uses. One hop into the thread per operation, instead of one per statement, is
-    what makes a multi-statement operation cheap and atomic with respect to the event loop.
-    """
-    return await conn._execute(lambda: fn(conn._conn))
 
 
 @dataclass
@@ -72,6 +65,9 @@ class GroupCommitWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.stats = WriterStats()
+        # Why the last write failed because of the disk or the file; None once one succeeds.
+        self.failure: str | None = None
+        self.folder: Path | None = None  # the database's folder, to tell a full disk (set by the store)
         # Set by the runtime once the store is open (`Metrics.watch_store`).
         self.metrics = metrics or Metrics()
 
@@ -136,13 +132,18 @@ class GroupCommitWriter:
         # is stored, and the writer must live on for the next group.
         except Exception as exc:  # noqa: BLE001
             self.stats.failed_groups += 1
+            self.failure = storage_failure(exc, self.folder)
             for pending in group:
-                _fail(pending.future, exc)
+                _fail(pending.future, write_failed(exc, self.folder) if self.failure else exc)
             return
         self._record(len(group))
+        self.failure = None
         for pending, (ok, value) in zip(group, outcomes, strict=True):
             if ok:
                 _resolve(pending.future, value)
+            elif reason := storage_failure(value, self.folder):
+                self.failure = reason  # a statement hit the disk (a full cache spilling)
+                _fail(pending.future, write_failed(value, self.folder))
             else:
                 _fail(pending.future, value)
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from server.errors import BadRequest, NotFound
+from server.errors import BadRequest, Conflict, NotFound
 from server.protocol import Conversation, Message
 from server.store import ids
-from server.store.base import Accepted, NewUserMessage, UserRecord
+from server.store.base import Accepted, NewUserMessage, Restarted, UserRecord
 from server.store.sqlite.rows import (
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
     dumps,
+    loads,
     plain_text,
     title_from,
     to_conversation,
@@ -25,7 +26,7 @@ from server.store.sqlite.rows import (
 )
 
 STATUSES = frozenset({"complete", "streaming", "cancelled", "incomplete", "failed"})
-ROLES = frozenset({"user", "assistant", "tool"})
+MESSAGE_ROLES = frozenset({"user", "assistant", "tool"})
 CONVERSATION_FIELDS = frozenset({"title", "model", "template", "variables"})
 
 
@@ -99,37 +100,6 @@ def accept_user_message(conn: sqlite3.Connection, new: NewUserMessage) -> Accept
     )
 
 
-def add_message(
-    conn: sqlite3.Connection,
-    user_id: str,
-    conversation_id: str,
-    *,
-    role: str,
-    content: list[dict[str, Any]],
-    turn_id: str | None,
-    status: str,
-    model: str | None = None,
-) -> Message:
-    """Append a message to a conversation the user owns; return it as stored."""
-    _check(role in ROLES, f"unknown role {role!r}")
-    _check(status in STATUSES, f"unknown status {status!r}")
-    _require_conversation(conn, user_id, conversation_id)
-    message_id = ids.new_id(ids.MESSAGE)
-    _insert_message(
-        conn,
-        message_id=message_id,
-        conversation_id=conversation_id,
-        user_id=user_id,
-        turn_id=turn_id,
-        role=role,
-        content=content,
-        status=status,
-        model=model,
-        now=ids.utc_now(),
-    )
-    return _message(conn, message_id)
-
-
 def checkpoint_message(
     conn: sqlite3.Connection, message_id: str, content: list[dict[str, Any]]
 ) -> None:
@@ -158,6 +128,14 @@ def finish_message(
 ) -> Message:
     """Store the final content and status (and model, usage, cost when given)."""
     _check(status in STATUSES, f"unknown status {status!r}")
+    # A regenerated answer still holds what its earlier versions used: add to it, so the
+    # day's token count (quotas) keeps every version.
+    before = conn.execute("SELECT usage, cost FROM messages WHERE id = ?", (message_id,)).fetchone()
+    if before is not None and usage is not None and before["usage"] is not None:
+        earlier = loads(before["usage"]) or {}
+        usage = {k: int(earlier.get(k, 0)) + int(usage.get(k, 0)) for k in {*earlier, *usage}}
+    if before is not None and cost is not None and before["cost"] is not None:
+        cost += before["cost"]
     row = conn.execute(
         "UPDATE messages SET content = ?, text = ?, status = ?, model = coalesce(?, model),"
         " usage = coalesce(?, usage), cost = coalesce(?, cost)"
@@ -168,6 +146,51 @@ def finish_message(
         raise NotFound("message not found")
     _touch(conn, row["conversation_id"], ids.utc_now())
     return _message(conn, message_id)
+
+
+def restart_answer(
+    conn: sqlite3.Connection, user_id: str, conversation_id: str, message_id: str
+) -> Restarted:
+    """Empty the conversation's newest answer for a new turn on the same question."""
+    _require_conversation(conn, user_id, conversation_id)
+    answer = conn.execute(
+        "SELECT seq, role, status, turn_id FROM messages"
+        " WHERE id = ? AND user_id = ? AND conversation_id = ?",
+        (message_id, user_id, conversation_id),
+    ).fetchone()
+    if answer is None:
+        raise NotFound("message not found")
+    if answer["role"] != "assistant":
+        raise BadRequest("only an answer can be regenerated", details={"path": "$.message_id"})
+    question = conn.execute(
+        "SELECT text FROM messages WHERE conversation_id = ? AND seq < ? AND role = 'user'"
+        " ORDER BY seq DESC LIMIT 1",
+        (conversation_id, answer["seq"]),
+    ).fetchone()
+    if question is None:
+        raise Conflict("this answer has no question to answer again")
+    def restarted(turn_id: str, created: bool) -> Restarted:
+        return Restarted(
+            conversation_id=conversation_id, message_id=message_id, turn_id=turn_id,
+            chars=len(question["text"]), created=created,
+        )
+
+    if answer["status"] == "streaming":  # being written (or regenerated) already
+        return restarted(answer["turn_id"], created=False)
+    newest = conn.execute(
+        "SELECT max(seq) AS seq FROM messages WHERE conversation_id = ?", (conversation_id,)
+    ).fetchone()
+    if newest["seq"] != answer["seq"]:
+        raise Conflict("only the newest answer of a conversation can be regenerated")
+    turn_id, now = ids.new_id(ids.TURN), ids.utc_now()
+    # created_at moves to now: the new version's tokens count on today's quota.
+    conn.execute(
+        "UPDATE messages SET content = '[]', text = '', status = 'streaming', turn_id = ?,"
+        " created_at = ? WHERE id = ?",
+        (turn_id, now, message_id),
+    )
+    _touch(conn, conversation_id, now)
+    return restarted(turn_id, created=True)
 
 
 def update_conversation(

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from server.config.changes import needs_restart
-from server.config.settings import with_changes
-from server.config.view import masked_settings
-from server.errors import BadRequest, ConfigError, Forbidden
+from server.errors import BadRequest, ConfigError
 from server.tools import ToolContext, tool
 
 
@@ -28,7 +25,7 @@ async def config(ctx: ToolContext, prefix: str = "") -> dict[str, object]:
     Args:
         prefix: only settings whose name starts with this, e.g. "routing" or "tools.".
     """
-    settings = masked_settings(ctx.runtime.config)
+    settings = ctx.settings.masked()
     return {key: value for key, value in settings.items() if key.startswith(prefix)}
 
 
@@ -41,16 +38,11 @@ async def config_set(ctx: ToolContext, changes: dict[str, str]) -> ConfigChange:
     """
     if not changes:
         raise BadRequest("no changes given", details={"path": "$.args.changes"})
-    restart = sorted(key for key in changes if needs_restart(key))
-    if restart:
-        raise Forbidden(f"these settings need a restart and cannot be changed live: {', '.join(restart)}")
-    runtime = ctx.runtime
     try:
-        runtime.apply_config(with_changes(runtime.config, changes, source="config_set"))
+        settings = ctx.settings.change(changes, source="config_set")
     except ConfigError as exc:
         raise BadRequest(str(exc), details={"path": f"$.args.changes.{exc.key}"}) from None
     ctx.log.info("config_changed", keys=sorted(changes), by=ctx.user.id)
-    settings = masked_settings(runtime.config)
     return ConfigChange(
         applied={key: settings.get(key) for key in changes},
         settings={key: settings[key] for key in sorted(changes) if key in settings},

@@ -7,7 +7,6 @@ from typing import Literal
 import msgspec
 
 from server.errors import BadRequest
-from server.exporting import export_conversation
 from server.tools import ToolContext, tool
 
 
@@ -33,7 +32,7 @@ async def export(
     target = conversation_id or ctx.conversation_id
     if target is None:
         raise BadRequest("no conversation to export: pass conversation_id", details={"path": "$.args.conversation_id"})
-    exported = await export_conversation(ctx.store, ctx.user.id, target, format)  # type: ignore[arg-type]
+    exported = await ctx.data.export(target, format)  # type: ignore[arg-type]
     return ExportResult(
         filename=exported.filename,
         media_type=exported.media_type,

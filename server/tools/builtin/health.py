@@ -1,4 +1,5 @@
-"""`health`: the server's state as an operator would ask for it."""
+"""`health`: the server's state as an operator would ask for it, sized to the caller:
+admins see server-wide counts, everyone else their own sessions, sockets and turns."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class StoreHealth(msgspec.Struct):
 
 class Health(msgspec.Struct):
     version: str
+    scope: str  # "server" (an admin's view) or "user" (the caller's own counts)
     uptime_s: float
     draining: bool
     store: StoreHealth
@@ -30,24 +32,25 @@ class Health(msgspec.Struct):
 
 @tool
 async def health(ctx: ToolContext) -> Health:
-    """Report the store, each model's circuit state and last error, uptime, sessions and sockets."""
-    runtime = ctx.runtime
+    """Report the store, each model's circuit state, uptime, and sessions, sockets and running turns (the caller's own unless an admin)."""
+    status = ctx.server.status()
     return Health(
         version=__version__,
-        uptime_s=round(time.time() - runtime.started_at, 1),
-        draining=runtime.draining,
+        scope=status.scope,
+        uptime_s=status.uptime_s,
+        draining=status.draining,
         store=await _store_health(ctx),
-        models=runtime.selector.status(),
-        sessions=len(runtime.sessions.sessions),
-        sockets=runtime.sessions.attached_count(),
-        running_turns=len(runtime.turns.running),
+        models=status.models,
+        sessions=status.sessions,
+        sockets=status.sockets,
+        running_turns=status.running_turns,
     )
 
 
 async def _store_health(ctx: ToolContext) -> StoreHealth:
     started = time.perf_counter()
     try:
-        await ctx.store.ping()
+        await ctx.server.ping_store()
     except Exception as exc:  # noqa: BLE001 - the report says what failed, it does not fail
         return StoreHealth(ok=False, error=f"{type(exc).__name__}: {exc}")
     return StoreHealth(ok=True, latency_ms=round((time.perf_counter() - started) * 1000, 2))

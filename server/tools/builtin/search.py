@@ -32,8 +32,7 @@ async def search(
         since: only messages at or after this RFC 3339 time.
         until: only messages before this RFC 3339 time.
     """
-    return await ctx.store.search_messages(
-        ctx.user.id,
+    return await ctx.data.search(
         query,
         conversation_id=conversation_id,
         role=role,

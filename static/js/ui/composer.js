@@ -5,6 +5,14 @@
 import { h, clear, icon, ICONS } from "../dom.js";
 
 const DRAFT_KEY = "chinwag.composer.draft";
+// The counter shows from this share of `welcome.limits.max_text_chars` on.
+const COUNT_FROM = 0.9;
+
+/** Length as the server counts it: code points, not UTF-16 units. */
+export function textLength(text) {
+  const pairs = text.match(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g);
+  return text.length - (pairs ? pairs.length : 0);
+}
 
 export function createComposer({ store, actions }) {
   const form = document.getElementById("composer");
@@ -14,6 +22,7 @@ export function createComposer({ store, actions }) {
   const modelPicker = document.getElementById("model-picker");
   const templatePicker = document.getElementById("template-picker");
   const menu = document.getElementById("slash-menu");
+  const counter = document.getElementById("char-count");
   let menuItems = [];
   let menuIndex = 0;
 
@@ -29,12 +38,25 @@ export function createComposer({ store, actions }) {
   function grow() {
     input.style.height = "auto";
     input.style.height = `${Math.min(input.scrollHeight, Math.round(window.innerHeight * 0.4))}px`;
-    send.disabled = !input.value.trim();
+    send.disabled = !input.value.trim() || count();
     try {
       sessionStorage.setItem(DRAFT_KEY, input.value);
     } catch {
       /* no storage */
     }
+  }
+
+  /** Show the length near the limit; true when the text is over it (it cannot be sent). */
+  function count() {
+    const max = store.welcome && store.welcome.limits && store.welcome.limits.max_text_chars;
+    const n = max ? textLength(input.value) : 0;
+    const over = Boolean(max) && n > max;
+    counter.hidden = !max || n < max * COUNT_FROM;
+    if (!counter.hidden) {
+      counter.textContent = over ? `${(n - max).toLocaleString()} over the limit of ${max.toLocaleString()}` : `${n.toLocaleString()} / ${max.toLocaleString()}`;
+    }
+    counter.dataset.over = over ? "true" : "false";
+    return over;
   }
 
   function submit() {
@@ -64,7 +86,10 @@ export function createComposer({ store, actions }) {
         paintMenu();
         return;
       }
-      if (e.key === "Tab" || (e.key === "Enter" && !e.shiftKey && !input.value.includes(" "))) {
+      // Enter on a complete command name runs it; on a prefix it completes the name.
+      const typed = input.value.slice(1);
+      const exact = menuItems[menuIndex].name === typed;
+      if (e.key === "Tab" || (e.key === "Enter" && !e.shiftKey && !exact && !input.value.includes(" "))) {
         e.preventDefault();
         complete(menuItems[menuIndex]);
         return;
@@ -143,6 +168,7 @@ export function createComposer({ store, actions }) {
     select.value = values.includes(keep) ? keep : "";
   }
   store.on("welcome", (w) => {
+    grow();
     fill(modelPicker, w.models || [], "model");
     fill(templatePicker, w.templates || [], "template");
     modelPicker.hidden = !(w.models || []).length;

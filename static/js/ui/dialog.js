@@ -3,13 +3,15 @@
 export function createConfirm(dialog) {
   const text = dialog.querySelector("#confirm-text");
   const ok = dialog.querySelector("#confirm-ok");
+  const cancel = dialog.querySelector("[data-testid='confirm-cancel']");
   return function confirm(message, { okLabel = "Delete" } = {}) {
     if (typeof dialog.showModal !== "function") return Promise.resolve(window.confirm(message));
     text.textContent = message;
     ok.textContent = okLabel;
     dialog.returnValue = "";
     dialog.showModal();
-    ok.focus();
+    // Cancel has the focus: Enter (or a stray key press) never confirms a deletion.
+    cancel.focus();
     return new Promise((resolve) => {
       dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
     });

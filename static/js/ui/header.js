@@ -7,7 +7,7 @@ export function createHeader({ store }) {
 
   function render() {
     const id = store.current;
-    const conv = id ? store.conversations.get(id) : null;
+    const conv = id ? store.conversation(id) : null;
     const isDraft = !id || id.startsWith("draft:");
     title.textContent = conv ? conv.title || "Untitled" : isDraft ? "New conversation" : "Conversation";
     document.title = conv && conv.title ? `${conv.title} · chinwag` : "chinwag";

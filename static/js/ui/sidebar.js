@@ -169,7 +169,7 @@ export function createSidebar({ store, actions }) {
     const title = hit.conversation_title || "Untitled";
     return h(
       "li",
-      { class: "search-hit", "data-testid": "search-hit", "data-conversation-id": hit.conversation_id, "data-message-id": hit.message_id || "" },
+      { class: "search-hit", "data-testid": "search-hit", "data-conversation-id": hit.conversation_id, "data-message-id": hit.message_id || "", "data-role": hit.role || "" },
       h("a", {
         href: "#" + encodeURIComponent(hit.conversation_id),
         onclick: (e) => {
@@ -179,6 +179,13 @@ export function createSidebar({ store, actions }) {
         },
       },
       h("span", { class: "hit-title" }, title),
+      // Who wrote the match, and when: a question and its (echoed) answer read apart.
+      h(
+        "span",
+        { class: "hit-meta", "data-testid": "hit-meta" },
+        h("span", { class: "hit-role", "data-role": hit.role || "" }, hit.role === "user" ? "You" : hit.role === "assistant" ? "Assistant" : hit.role || ""),
+        hit.created_at ? h("time", { datetime: hit.created_at, title: new Date(hit.created_at).toLocaleString() }, shortTime(hit.created_at)) : null,
+      ),
       h("span", { class: "hit-snippet" }, snippetNodes(hit.snippet || ""))),
     );
   }

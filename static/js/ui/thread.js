@@ -90,7 +90,9 @@ export function createThread({ store, actions }) {
     if (msg.status === "failed") {
       meta.push(
         h("span", { class: "send-error" }, `Not sent: ${msg.failed ? msg.failed.message || msg.failed.code : "refused"}`),
-        h("button", { type: "button", class: "button subtle", "data-testid": "retry-send", onclick: () => actions.onRetry(msg) }, "Retry"),
+        // A message the server refused for its size would be refused again: only Edit.
+        !(msg.failed && msg.failed.code === "too_large") &&
+          h("button", { type: "button", class: "button subtle", "data-testid": "retry-send", onclick: () => actions.onRetry(msg) }, "Retry"),
         h("button", { type: "button", class: "button subtle", onclick: () => actions.onEdit(msg) }, "Edit"),
       );
     } else if (msg.local) {
@@ -139,8 +141,9 @@ export function createThread({ store, actions }) {
     if (msg.status === "cancelled") tail.push(h("div", { class: "note", "data-testid": "message-note" }, "Stopped."));
     if (msg.status === "incomplete") tail.push(h("div", { class: "note", "data-testid": "message-note" }, "This answer was interrupted."));
     if (msg.status === "failed") {
-      const why = msg.error && msg.error.message ? msg.error.message : "the model could not answer";
-      tail.push(h("div", { class: "note failed", "data-testid": "message-note" }, `The answer failed: ${why}`));
+      // From history the reason is not stored: say only that it failed.
+      const why = msg.error && msg.error.message ? `: ${msg.error.message}` : ".";
+      tail.push(h("div", { class: "note failed", "data-testid": "message-note" }, `The answer failed${why}`));
     }
     const hasText = parts.some((p) => p.kind === "text" && p.text.trim());
     if (msg.status !== "streaming" && msg.role === "assistant" && (hasText || v.isLast)) {

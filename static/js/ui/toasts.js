@@ -7,20 +7,39 @@ const MAX = 4;
 export function createToasts(container) {
   const recent = new Map(); // text -> time, to fold repeats
 
-  function show(text, { kind = "info", timeoutMs = 6000 } = {}) {
+  /**
+   * `action: {label, testid, run}` adds a button (e.g. Undo) that runs once and closes the
+   * notice; `onClose` runs when the notice goes without its action (timeout, dismiss).
+   */
+  function show(text, { kind = "info", timeoutMs = 6000, action = null, onClose = null } = {}) {
     const now = Date.now();
-    if (recent.has(text) && now - recent.get(text) < 3000) return;
+    if (!action && recent.has(text) && now - recent.get(text) < 3000) return;
     recent.set(text, now);
-    const close = () => toast.remove();
+    let done = false;
+    const finish = (acted) => {
+      if (done) return;
+      done = true;
+      toast.remove();
+      if (acted) action.run();
+      else if (onClose) onClose();
+    };
+    const close = () => finish(false);
     const toast = h(
       "div",
       { class: "toast", "data-kind": kind, "data-testid": "toast", role: kind === "error" ? "alert" : "status" },
       h("span", { class: "toast-text" }, text),
+      action && h("button", { type: "button", class: "button subtle toast-action", "data-testid": action.testid || "toast-action", onclick: () => finish(true) }, action.label),
       h("button", { type: "button", class: "icon-button", "aria-label": "Dismiss", onclick: close }, icon(ICONS.close, { size: 14 })),
     );
     container.append(toast);
-    while (container.children.length > MAX) container.firstElementChild.remove();
+    while (container.children.length > MAX) {
+      const oldest = container.firstElementChild;
+      oldest.dispatchEvent(new Event("toast-evict"));
+      oldest.remove();
+    }
+    toast.addEventListener("toast-evict", close);
     if (timeoutMs) setTimeout(close, timeoutMs);
+    return { close };
   }
 
   return {
@@ -45,6 +64,12 @@ export function describeError(err, action) {
       return `${what}not found.`;
     case "forbidden":
       return `${what}not allowed.`;
+    case "bad_request": {
+      // Name the field that is wrong: "limit: Expected `int` <= 50", not just the rule.
+      const path = err.details && typeof err.details.path === "string" ? err.details.path : "";
+      const field = path.replace(/^\$(\.args)?\.?/, "");
+      return field && !message.includes(`\`${field}\``) ? `${what}${field}: ${message}` : `${what}${message}`;
+    }
     default:
       return `${what}${message}`;
   }

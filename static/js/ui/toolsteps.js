@@ -2,6 +2,7 @@
 // Allow / Deny prompt for tools that need the user's approval.
 
 import { h, clear } from "../dom.js";
+import { pretty, renderResult } from "./results.js";
 
 const STATE_LABEL = {
   running: "running…",
@@ -12,15 +13,7 @@ const STATE_LABEL = {
   stopped: "stopped",
 };
 
-export function pretty(value) {
-  if (value === undefined) return "";
-  if (typeof value === "string") return value;
-  try {
-    return JSON.stringify(value, null, 2);
-  } catch {
-    return String(value);
-  }
-}
+export { pretty };
 
 /**
  * Create or update (in place, keeping it open or closed) the element of one tool step.
@@ -42,7 +35,7 @@ export function renderToolStep(part, el, { onDecide } = {}) {
   const body = [];
   if (part.args !== undefined) body.push(h("div", { class: "tool-label" }, "Arguments"), h("pre", { "data-testid": "tool-args" }, pretty(part.args)));
   if (part.error) body.push(h("div", { class: "tool-label" }, "Error"), h("pre", { "data-testid": "tool-error" }, pretty(part.error)));
-  else if (part.result !== undefined) body.push(h("div", { class: "tool-label" }, "Result"), h("pre", { "data-testid": "tool-result" }, pretty(part.result)));
+  else if (part.result !== undefined) body.push(h("div", { class: "tool-label" }, "Result"), h("div", { class: "tool-result", "data-testid": "tool-result" }, renderResult(part.name, part.result)));
 
   clear(el).append(
     h("summary", {}, h("span", { class: "tool-name" }, part.name || "tool"), h("span", { class: "tool-state" }, STATE_LABEL[part.state] || part.state || "")),

@@ -18,12 +18,13 @@ only ever *values* in the render context or messages to the model, never templat
 so `{{ 7*7 }}` typed by a user reaches the model as those seven characters.
 
 The author of a template is trusted less than the code but more than the users: a template
-that reaches for internals (`''.__class__`) raises `SecurityError` instead of running.
+that reaches for internals (`''.__class__`) raises `SecurityError` instead of running, and
+one that would build a huge value or run too long raises `TemplateLimit` (see
+`server.prompts.sandbox`).
 """
 
 from __future__ import annotations
 
-import operator
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -36,10 +37,17 @@ import msgspec
 import structlog
 from jinja2 import meta as jinja_meta
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from server.config.errors import split_validation_error, toml_key_lines
+from server.config.errors import line_of, split_validation_error, toml_key_lines
 from server.errors import BadRequest, Internal
+from server.prompts.sandbox import (
+    MAX_CHARS,
+    RENDER_TIMEOUT_S,
+    Sandbox,
+    TemplateLimit,
+    limited,
+    render_limited,
+)
 
 log = structlog.get_logger("chinwag.prompts")
 
@@ -49,8 +57,6 @@ FRONT_MATTER = "+++"
 BUILTINS = frozenset(
     {"server_name", "user", "conversation", "now", "today", "model", "tools", "variables"}
 )
-# The largest number or sequence an operator's template may build with `**` or `*`.
-MAX_PRODUCT = 100_000
 
 VariableType = Literal["str", "int", "float", "bool"]
 _COERCE: dict[str, Any] = {"str": str, "int": int, "float": float, "bool": None}
@@ -78,7 +84,6 @@ class Named(Protocol):
     description: str
 
 
-_T = TypeVar("_T", bound=Named)
 _M = TypeVar("_M")
 
 
@@ -86,49 +91,22 @@ class Template(msgspec.Struct):
     name: str
     meta: TemplateMeta
     compiled: Any  # jinja2.Template
+    offset: int = 0  # lines of front matter before the body, for error messages
 
     def defaults(self) -> dict[str, Any]:
         return {k: v.default for k, v in self.meta.variables.items() if v.default is not None}
-
-    def offered(self, tools: Sequence[_T]) -> list[_T]:
-        """The tools this template lets the model use, out of those the turn could offer."""
-        if self.meta.tools is None:
-            return list(tools)
-        allowed = set(self.meta.tools)
-        return [tool for tool in tools if tool.name in allowed]
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """Jinja2's sandbox that also forbids changing lists and dicts in place, plus a cap on
-    `**` and `*` so that a template cannot build a huge value."""
-
-    intercepted_binops = frozenset({"**", "*"})
-
-    def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
-        if op == "**" and _big(right, 64) or op == "*" and _big_product(left, right):
-            raise SecurityError(f"{op} with operands this large is not allowed in a template")
-        return operator.pow(left, right) if op == "**" else operator.mul(left, right)
-
-
-def _big(value: Any, limit: int) -> bool:
-    return isinstance(value, int | float) and abs(value) > limit
-
-
-def _big_product(left: Any, right: Any) -> bool:
-    sizes = [len(v) if isinstance(v, str | list | tuple) else v for v in (left, right)]
-    if not all(isinstance(s, int | float) for s in sizes):
-        return False
-    return any(isinstance(v, str | list | tuple) for v in (left, right)) and abs(
-        sizes[0] * sizes[1]
-    ) > MAX_PRODUCT
 
 
 class PromptLibrary:
     """Every template of one folder, compiled once; `load()` swaps in a new set atomically."""
 
-    def __init__(self, directory: str | Path):
+    def __init__(
+        self, directory: str | Path, *, max_chars: int = MAX_CHARS, render_timeout_s: float = RENDER_TIMEOUT_S
+    ):
         self.directory = Path(directory)
-        self.env = _Sandbox(
+        self.max_chars = max_chars  # the rendered prompt and every value built on the way
+        self.render_timeout_s = render_timeout_s
+        self.env = Sandbox(
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=True,
@@ -161,14 +139,20 @@ class PromptLibrary:
             raise BadRequest(f"unknown template {name!r}", details={"template": name}) from None
 
     def render(self, name: str, context: dict[str, Any]) -> str:
-        """Render with exactly `context`. A sandbox violation raises `SecurityError`."""
+        """Render with exactly `context`. A sandbox violation raises `SecurityError`; passing
+        `max_chars` or `render_timeout_s` raises `TemplateLimit` naming the file and line."""
         template = self.get(name)
         try:
-            return template.compiled.render(context)
+            return render_limited(template.compiled, context, self.max_chars, self.render_timeout_s)
+        except TemplateLimit as exc:
+            line = _template_line(exc) + template.offset
+            raise TemplateLimit(f"{name}{SUFFIX}:{line}: {exc}") from None
         except SecurityError:
             raise
         except jinja2.UndefinedError as exc:
             raise PromptError(f"{name}{SUFFIX}: {exc.message}") from None
+        except RecursionError:
+            raise PromptError(f"{name}{SUFFIX}: macros call each other too deeply") from None
         except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError) as exc:
             raise PromptError(f"{name}{SUFFIX}: {type(exc).__name__}: {exc}") from None
 
@@ -217,12 +201,13 @@ class PromptLibrary:
             raise PromptError(f"{path.name}: cannot read: {exc}") from None
         meta, body, offset = _split_front_matter(source, path)
         try:
-            tree = self.env.parse(body)
-            compiled = self.env.from_string(tree)
+            tree = self.env.pace_loops(self.env.parse(body))
+            with limited(self.max_chars, None):  # Jinja2 folds constant filters at load time
+                compiled = self.env.from_string(tree)
         except jinja2.TemplateSyntaxError as exc:
             raise PromptError(f"{path.name}:{(exc.lineno or 0) + offset}: {exc.message}") from None
         self._check_names(path, meta, tree, body, offset)
-        return Template(name=name, meta=meta, compiled=compiled)
+        return Template(name=name, meta=meta, compiled=compiled, offset=offset)
 
     def _check_names(self, path: Path, meta: TemplateMeta, tree: Any, body: str, offset: int) -> None:
         """Every name a template reads must be built in or declared: a typo fails at load,
@@ -281,6 +266,17 @@ def _coerce(template: str, name: str, kind: str, value: Any) -> Any:
         ) from None
 
 
+def _template_line(exc: BaseException) -> int:
+    """The template line a render error came from (Jinja2 maps its frames to them)."""
+    line = 1
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
 def _line_using(body: str, name: str) -> int:
     pattern = re.compile(rf"\b{re.escape(name)}\b")
     for number, line in enumerate(body.splitlines(), start=1):
@@ -330,12 +326,7 @@ def _convert_meta(data: Any, kind: type[_M], path: Path, header: str, prefix: st
 
 
 def _meta_line(header: str, key: str) -> int:
-    lines = toml_key_lines(header)
-    parts = key.split(".")
-    for end in range(len(parts), 0, -1):
-        if (prefix := ".".join(parts[:end])) in lines:
-            return lines[prefix]
-    return 1
+    return line_of(toml_key_lines(header), key)
 
 
 def _check_default(path: Path, header: str, name: str, spec: VariableSpec) -> None:

@@ -1,0 +1,48 @@
+"""What the socket edge uses, and nothing else: built once by the app (`create_app`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from server.config.live import LiveConfig
+from server.config.settings import Config
+
+if TYPE_CHECKING:
+    from server.auth.identity import Authenticator
+    from server.models.selector import Selector
+    from server.observability.metrics import Metrics
+    from server.prompts.library import PromptLibrary
+    from server.sessions.fanout import Fanout
+    from server.sessions.registry import SessionRegistry
+    from server.store.base import Store
+    from server.tools.executor import ToolExecutor
+    from server.turns.guard import TurnGuard
+    from server.turns.runner import TurnRunner
+
+
+@dataclass(frozen=True)
+class GatewayParts:
+    live: LiveConfig
+    store: Store
+    authenticator: Authenticator
+    sessions: SessionRegistry
+    fanout: Fanout
+    turns: TurnRunner
+    guard: TurnGuard
+    tools: ToolExecutor
+    selector: Selector
+    prompts: PromptLibrary
+    metrics: Metrics
+    bound_port: Callable[[], int | None]  # the port actually listened on, once known
+
+    @property
+    def config(self) -> Config:
+        return self.live.current
+
+    def allowed_origins(self) -> set[str]:
+        return self.config.effective_origins(self.bound_port())
+
+    def host_allowed(self, host: str) -> bool:
+        return self.config.host_allowed(host, self.bound_port())
