@@ -48,6 +48,7 @@ def _plain_decode() -> None:
 
 def _fanout(detached: int, events: int) -> float:
     from server import protocol
+    from server.config.settings import SessionSettings
     from server.sessions.fanout import Fanout
     from server.sessions.registry import SessionRegistry
     from server.store.base import UserRecord
@@ -69,7 +70,7 @@ def _fanout(detached: int, events: int) -> float:
             pass
 
     user = UserRecord(id="u_bench", name="bench", role="user")
-    registry = SessionRegistry(ttl_s=120, buffer_size=4096)
+    registry = SessionRegistry(SessionSettings())
     fanout = Fanout(registry)
     for _ in range(min(detached, registry.max_per_user - 1)):  # more would evict the oldest
         registry.create(user).open_conversations.add("c1")

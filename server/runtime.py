@@ -1,5 +1,7 @@
-"""Everything one server process runs on, built once from config and passed around.
+"""The composition root: everything one server process runs on, built once from config.
 
+Each component is given exactly the collaborators it uses; none takes this object. Only the
+app (`server.app`) and the process (`server.serving`) hold it, to wire routes and shutdown.
 Tests build it with their own store or providers (`create_app(config, store=..., providers=...)`);
 nothing in chinwag reaches for a global.
 """

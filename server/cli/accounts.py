@@ -9,19 +9,17 @@ to stderr), so `KEY=$(chinwag keys create --user bot)` works; it is never shown 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from server.auth.keys import new_api_key
 from server.auth.passwords import hash_password
+from server.cli.offline import run_with_store
 from server.cli.options import add_config_options, config_from_args
-from server.config.settings import Config
 from server.errors import ChinwagError
 from server.observability import audit
 from server.store.base import ROLES, Store
-from server.store.sqlite.store import SqliteStore
 
 T = TypeVar("T")
 CLI_ADDRESS = "cli"
@@ -159,19 +157,10 @@ def _run(args: argparse.Namespace, action: Callable[[Store], Awaitable[T]]) -> T
     config = config_from_args(args)
     configure_logging(config.log)  # to stderr: stdout carries only the output
     try:
-        return asyncio.run(_with_store(config, action))
+        return run_with_store(config, action)
     except ChinwagError as exc:
         _fail(exc.message)
         return None
-
-
-async def _with_store(config: Config, action: Callable[[Store], Awaitable[T]]) -> T:
-    store = SqliteStore(config.store.path, config.store)
-    await store.open()
-    try:
-        return await action(store)
-    finally:
-        await store.close()
 
 
 def _fail(message: str) -> int:

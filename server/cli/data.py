@@ -9,19 +9,16 @@ a missing file) reach `server.cli.main.main`, which prints them as one line.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from server.auth.identity import LOCAL_USER
+from server.cli.offline import run_with_store
 from server.cli.options import add_config_options, config_from_args
-from server.config.settings import Config
 from server.errors import NotFound
 from server.exporting import FORMATS, export_conversation, parse_json_export
 from server.store.base import Store, UserRecord
-from server.store.sqlite.store import SqliteStore
 
 T = TypeVar("T")
 USER_HELP = "the user's name or id (default: local, the built-in user)"
@@ -62,7 +59,7 @@ def _export(args: argparse.Namespace) -> int:
         exported = await export_conversation(store, user.id, args.conversation_id, args.format)
         return exported.body
 
-    body = _with_store(config_from_args(args), run)
+    body = run_with_store(config_from_args(args), run)
     if args.output:
         Path(args.output).write_text(body, encoding="utf-8")
     else:
@@ -78,17 +75,5 @@ def _import(args: argparse.Namespace) -> int:
         conversation, messages = parse_json_export(document)
         return await store.import_conversation(user.id, conversation, messages)
 
-    print(_with_store(config_from_args(args), run))
+    print(run_with_store(config_from_args(args), run))
     return 0
-
-
-def _with_store(config: Config, work: Callable[[Store], Awaitable[T]]) -> T:
-    async def main() -> T:
-        store = SqliteStore(config.store.path, config.store)
-        await store.open()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import structlog
 
 from server import protocol
-from server.protocol import CloseCode
 from server.sessions.session import Session
 from server.store.base import UserRecord
 
@@ -70,20 +69,18 @@ class SessionRegistry:
                 del self._by_user[session.user.id]
 
     def _make_room(self, user_id: str) -> None:
-        """Evict the user's sessions beyond the limit: the longest-detached first, then, if
-        every one has a socket, the oldest, whose socket is closed with 1000 (reconnect, do
-        not resume). An evicted session is forgotten: resuming it answers `resumed: false`."""
+        """Evict the user's sessions beyond the limit, the longest-detached first. Only
+        detached sessions go: they are what costs memory with nobody there (a socket that
+        closed, a tab gone), while a session with a socket is someone connected now, and
+        closing it to admit another would only make two clients of one user fight. An
+        evicted session is forgotten: resuming it answers `resumed: false`."""
         mine = self._by_user.get(user_id, {})
-        while mine and len(mine) >= max(1, self.max_per_user):
+        while len(mine) >= max(1, self.max_per_user):
             detached = [s for s in mine.values() if s.detached_at is not None]
-            if detached:
-                victim = min(detached, key=lambda s: s.detached_at or 0.0)
-            else:
-                victim = next(iter(mine.values()))  # created first
-            if victim.outlet is not None:
-                reason = "too many sessions: this one was the oldest"
-                victim.outlet.close(CloseCode.NORMAL, reason, flush=False)
-            log.info("session_evicted", session_id=victim.id, attached=victim.outlet is not None)
+            if not detached:
+                return  # every one has a socket: sockets are bounded where they are accepted
+            victim = min(detached, key=lambda s: s.detached_at or 0.0)
+            log.info("session_evicted", session_id=victim.id)
             self.drop(victim)
 
     def find_resumable(self, user: UserRecord, resume: protocol.ResumeInfo) -> Session | None:

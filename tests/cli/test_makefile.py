@@ -5,6 +5,7 @@ Read from `make -n -B` (print every command, run none), so nothing is installed 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,8 +17,12 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make
 
 
 def planned(*args: str) -> list[str]:
+    # Run inside `make test` too: a sub-make would inherit MAKEFLAGS and print its
+    # "Entering directory" lines, so start it clean.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     result = subprocess.run(
-        ["make", "-n", "-B", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+        ["make", "--no-print-directory", "-n", "-B", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True, env=env,
     )
     return result.stdout.splitlines()
 

@@ -74,12 +74,15 @@ def test_a_users_sessions_are_capped_and_the_oldest_detached_one_goes_first() ->
     assert {s.id for s in registry.of_user("alice")} == {first.id, third.id, fourth.id}
     info = protocol.ResumeInfo(session_id=second.id, resume_token=second.resume_token, last_seq=0)
     assert registry.find_resumable(ALICE, info) is None  # resumed: false, never a gap
+    outlets = {session.id: ListOutlet() for session in (third, fourth)}
     for session in (third, fourth):
-        session.attach(ListOutlet(), b"{}", last_seq=None)
-    registry.create(ALICE)  # all attached: the oldest attached one is closed and forgotten
-    assert first.id not in registry.sessions and attached.closed is not None
-    assert attached.closed[0] == 1000  # may reconnect, not resume
-    assert len(list(registry.of_user("alice"))) == 3
+        session.attach(outlets[session.id], b"{}", last_seq=None)
+    fifth = registry.create(ALICE)  # all attached: someone is connected on each, none goes
+    assert attached.closed is None
+    assert {s.id for s in registry.of_user("alice")} == {first.id, third.id, fourth.id, fifth.id}
+    third.detach(outlets[third.id])
+    registry.create(ALICE)  # over the cap again: the one detached session makes room
+    assert third.id not in registry.sessions and first.id in registry.sessions
 
 
 def test_the_replay_buffer_is_bounded_in_bytes_and_an_overrun_resume_is_refused() -> None:
