@@ -12,7 +12,7 @@ SERVE_STAMP := $(SERVE_VENV)/.installed
 PORT ?=
 HOST ?=
 
-.PHONY: serve test test-fast browser bench bench-quick lint typecheck schema clean
+.PHONY: serve test test-fast browser services bench bench-quick lint typecheck schema clean
 
 # The development and test venv: chinwag with its dev extras, and the example plugin that
 # the tests exercise. Rebuilt when the project's or the example plugin's packaging changes.
@@ -34,7 +34,7 @@ serve: $(SERVE_STAMP)
 
 # Everything: lint and types first (pinned tools, so a fresh clone sees what CI sees), then
 # every test, browser tests included (Chromium comes from Debian's packages when missing).
-test: $(STAMP) browser lint typecheck
+test: $(STAMP) browser services lint typecheck
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The quick loop while working: no fault-injection, load or browser suites.
@@ -43,6 +43,10 @@ test-fast: $(STAMP)
 
 browser:
 	@if [ -f scripts/ensure-browser.sh ]; then bash scripts/ensure-browser.sh; fi
+
+# PostgreSQL (and Redis) from Debian's packages when missing; the tests start their own.
+services:
+	sh scripts/ensure-services.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -38,7 +38,7 @@ from server.observability.health import Readiness
 from server.protocol import CloseCode
 from server.runtime import Runtime
 from server.store.base import Store
-from server.store.sqlite.store import SqliteStore
+from server.store.open import store_for
 
 log = structlog.get_logger("chinwag.app")
 
@@ -57,7 +57,7 @@ def create_app(
 ) -> Starlette:
     runtime = Runtime(
         config,
-        store=store or SqliteStore(config.store.path, config.store),
+        store=store or store_for(config),
         providers=providers,
         authenticator=authenticator,
         registry=registry,

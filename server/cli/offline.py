@@ -9,13 +9,13 @@ from typing import TypeVar
 
 from server.config.settings import Config
 from server.store.base import Store
-from server.store.sqlite.store import SqliteStore
+from server.store.open import store_for
 
 T = TypeVar("T")
 
 
 async def with_store(config: Config, work: Callable[[Store], Awaitable[T]]) -> T:
-    store = SqliteStore(config.store.path, config.store)
+    store = store_for(config)
     await store.open()
     try:
         return await work(store)

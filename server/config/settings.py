@@ -49,6 +49,12 @@ class ServerSettings(Section):
 
 class StoreSettings(Section):
     path: str = "conversations/chinwag.db"
+    # A `postgresql://` URL: the PostgreSQL store instead of SQLite at `path` (see
+    # docs/scaling.md). Secret: it may hold a password.
+    url: Annotated[str, SECRET] | None = None
+    # PostgreSQL only: connections the process keeps, and how long one statement may take.
+    pool_size: int = 10
+    command_timeout_s: float = 30.0
     synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
     busy_timeout_ms: int = 5000
     # How long the writer waits to gather more writes into one commit.

@@ -2,8 +2,8 @@
 
 Every method that reads or changes a conversation takes the calling `user_id` and scopes
 its query to it: another user's ids are `NotFound`, never `Forbidden`, so that an id reveals
-nothing. SQLite (`sqlite.py`) is the embedded backend; a PostgreSQL backend would implement
-the same protocol.
+nothing. SQLite (`sqlite/`) is the embedded backend; PostgreSQL (`postgres/`) implements the
+same protocol for several processes on one database (`server.store.open` picks one).
 """
 
 from __future__ import annotations

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
 
-from server.store.base import Accepted, NewUserMessage
+import asyncpg
+
+from server.store.base import Accepted, NewUserMessage, Store
+from server.store.postgres.store import PostgresStore
 from server.store.sqlite.store import SqliteStore
 
 ALICE = "u_alice"
@@ -12,7 +16,7 @@ BOB = "u_bob"
 
 
 async def send(
-    store: SqliteStore,
+    store: Store,
     user_id: str,
     text: str,
     *,
@@ -28,3 +32,30 @@ async def send(
             conversation_id=conversation_id,
         )
     )
+
+
+async def count_messages(
+    store: Store,
+    *,
+    user_id: str | None = None,
+    turn_id: str | None = None,
+    client_msg_id: str | None = None,
+) -> int:
+    """Message rows in the database (of one user, turn or client_msg_id when given), read
+    straight from the tables, past the store's own queries."""
+    params = (user_id, user_id, turn_id, turn_id, client_msg_id, client_msg_id)
+    where = (
+        "({0} IS NULL OR user_id = {0}) AND ({1} IS NULL OR turn_id = {1})"
+        " AND ({2} IS NULL OR client_msg_id = {2})"
+    )
+    if isinstance(store, SqliteStore):
+        with sqlite3.connect(store.path) as conn:
+            sql = "SELECT count(*) FROM messages WHERE " + where.format("?", "?", "?")
+            return int(conn.execute(sql, params).fetchone()[0])
+    assert isinstance(store, PostgresStore)
+    conn = await asyncpg.connect(store.url)
+    try:
+        sql = "SELECT count(*) FROM messages WHERE " + where.format("$1::text", "$2::text", "$3::text")
+        return int(await conn.fetchval(sql, user_id, turn_id, client_msg_id))
+    finally:
+        await conn.close()

@@ -9,11 +9,11 @@ import pytest
 
 from server.errors import NotFound
 from server.store.base import Accepted
-from server.store.sqlite.store import SqliteStore
 
+from .conftest import AnyStore
 from .helpers import ALICE, BOB, send
 
-Call = Callable[[SqliteStore, Accepted], Awaitable[Any]]
+Call = Callable[[AnyStore, Accepted], Awaitable[Any]]
 
 # Every user-scoped method, called by Bob with Alice's ids.
 BOB_CALLS: dict[str, Call] = {
@@ -35,7 +35,7 @@ BOB_CALLS: dict[str, Call] = {
 
 
 @pytest.mark.parametrize("call", BOB_CALLS.values(), ids=BOB_CALLS.keys())
-async def test_another_users_conversation_is_not_found(store: SqliteStore, call: Call) -> None:
+async def test_another_users_conversation_is_not_found(store: AnyStore, call: Call) -> None:
     alice = await send(store, ALICE, "my secret plan")
     with pytest.raises(NotFound):
         await call(store, alice)
@@ -46,14 +46,14 @@ async def test_another_users_conversation_is_not_found(store: SqliteStore, call:
     assert (await store.get_conversation(ALICE, alice.conversation_id)).title == "my secret plan"
 
 
-async def test_history_cursor_from_another_user_is_not_found(store: SqliteStore) -> None:
+async def test_history_cursor_from_another_user_is_not_found(store: AnyStore) -> None:
     alice = await send(store, ALICE, "mine")
     bob = await send(store, BOB, "his")
     with pytest.raises(NotFound):
         await store.history(BOB, bob.conversation_id, before=alice.message_id, limit=10)
 
 
-async def test_lists_and_searches_show_only_your_own(store: SqliteStore) -> None:
+async def test_lists_and_searches_show_only_your_own(store: AnyStore) -> None:
     alice = await send(store, ALICE, "secret alpha plan")
     bob = await send(store, BOB, "secret beta plan")
     for user, own in ((ALICE, alice), (BOB, bob)):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -11,8 +10,8 @@ from server.errors import BadRequest, NotFound
 from server.store.base import UserRecord
 from server.store.sqlite.store import SqliteStore
 
-from .conftest import OpenStore
-from .helpers import ALICE, BOB, send
+from .conftest import AnyStore, OpenStore
+from .helpers import ALICE, BOB, count_messages, send
 
 
 def text(value: str) -> list[dict[str, str]]:
@@ -39,7 +38,7 @@ async def test_checkpoints_then_recover_marks_streaming_incomplete(open_store: O
     assert (messages[-1].status, messages[-1].text) == ("incomplete", "Once upon a time")
 
 
-async def test_finish_stores_final_content_usage_and_tool_calls(store: SqliteStore) -> None:
+async def test_finish_stores_final_content_usage_and_tool_calls(store: AnyStore) -> None:
     accepted = await send(store, ALICE, "search for cats")
     call = {"type": "tool_use", "id": "call_1", "name": "search", "input": {"query": "cats"}}
     finished = await store.finish_message(
@@ -58,7 +57,7 @@ async def test_finish_stores_final_content_usage_and_tool_calls(store: SqliteSto
     assert context[-1] == finished
 
 
-async def test_a_late_checkpoint_does_not_overwrite_the_final_text(store: SqliteStore) -> None:
+async def test_a_late_checkpoint_does_not_overwrite_the_final_text(store: AnyStore) -> None:
     accepted = await send(store, ALICE, "hi")
     await store.finish_message(accepted.answer_id, content=text("final"), status="cancelled", model="echo")
     await store.checkpoint_message(accepted.answer_id, text("fin"))
@@ -66,14 +65,14 @@ async def test_a_late_checkpoint_does_not_overwrite_the_final_text(store: Sqlite
     assert (last.status, last.text, last.model) == ("cancelled", "final", "echo")
 
 
-async def test_unknown_message_ids_are_not_found(store: SqliteStore) -> None:
+async def test_unknown_message_ids_are_not_found(store: AnyStore) -> None:
     with pytest.raises(NotFound):
         await store.checkpoint_message("m_nope", text("x"))
     with pytest.raises(NotFound):
         await store.finish_message("m_nope", content=text("x"), status="complete")
 
 
-async def test_update_conversation(store: SqliteStore) -> None:
+async def test_update_conversation(store: AnyStore) -> None:
     accepted = await send(store, ALICE, "hi")
     before = await store.get_conversation(ALICE, accepted.conversation_id)
     changed = await store.update_conversation(
@@ -95,29 +94,30 @@ async def test_update_conversation(store: SqliteStore) -> None:
 
 
 async def test_delete_conversation_removes_its_messages_and_their_search_entries(
-    store: SqliteStore, db_path: Path
+    store: AnyStore,
 ) -> None:
     accepted = await send(store, ALICE, "a unique zebra")
     await store.delete_conversation(ALICE, accepted.conversation_id)
     with pytest.raises(NotFound):
         await store.get_conversation(ALICE, accepted.conversation_id)
     assert await store.search_messages(ALICE, "zebra") == []
-    with sqlite3.connect(db_path) as conn:
-        assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
-        # The external-content index agrees with its table.
-        conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+    assert await count_messages(store) == 0
+    if isinstance(store, SqliteStore):
+        with sqlite3.connect(store.path) as conn:
+            # The external-content index agrees with its table.
+            conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
     with pytest.raises(NotFound):
         await store.delete_conversation(ALICE, accepted.conversation_id)
 
 
-async def test_users(store: SqliteStore) -> None:
+async def test_users(store: AnyStore) -> None:
     assert await store.get_user("u_1") is None
     await store.ensure_user(UserRecord(id="u_1", name="Ada", role="admin"))
     await store.ensure_user(UserRecord(id="u_1", name="Ada L.", role="user"))
     assert await store.get_user("u_1") == UserRecord(id="u_1", name="Ada L.", role="user")
 
 
-async def test_turn_exists_only_for_the_users_own_turns(store: SqliteStore) -> None:
+async def test_turn_exists_only_for_the_users_own_turns(store: AnyStore) -> None:
     accepted = await send(store, ALICE, "hi")
     assert await store.turn_exists(ALICE, accepted.turn_id)
     assert not await store.turn_exists(BOB, accepted.turn_id)

@@ -8,12 +8,12 @@ import pytest
 
 from server.errors import NotFound
 from server.protocol import Conversation, Message
-from server.store.sqlite.store import SqliteStore
 
+from .conftest import AnyStore
 from .helpers import ALICE, send
 
 
-async def walk_history(store: SqliteStore, conversation_id: str, limit: int) -> list[Message]:
+async def walk_history(store: AnyStore, conversation_id: str, limit: int) -> list[Message]:
     """Every message, by pages from the newest back, returned oldest first."""
     pages: list[list[Message]] = []
     before = None
@@ -28,7 +28,7 @@ async def walk_history(store: SqliteStore, conversation_id: str, limit: int) -> 
 
 
 async def walk_conversations(
-    store: SqliteStore, limit: int, query: str | None = None
+    store: AnyStore, limit: int, query: str | None = None
 ) -> list[Conversation]:
     seen: list[Conversation] = []
     before = None
@@ -44,7 +44,7 @@ async def walk_conversations(
 
 @pytest.mark.parametrize("limit", [1, 3, 7, 23, 50])
 async def test_history_pages_cover_every_message_once_in_order(
-    store: SqliteStore, limit: int
+    store: AnyStore, limit: int
 ) -> None:
     # 23 accepts: 46 messages, each question followed by its reserved answer.
     first = await send(store, ALICE, "m0")
@@ -58,7 +58,7 @@ async def test_history_pages_cover_every_message_once_in_order(
     assert [m.id for m in walked] == ids
 
 
-async def test_history_without_before_is_the_newest_oldest_first(store: SqliteStore) -> None:
+async def test_history_without_before_is_the_newest_oldest_first(store: AnyStore) -> None:
     first = await send(store, ALICE, "m0")
     accepted = [first] + [
         await send(store, ALICE, f"m{i}", conversation_id=first.conversation_id)
@@ -79,7 +79,7 @@ async def test_history_without_before_is_the_newest_oldest_first(store: SqliteSt
     assert has_more
 
 
-async def test_history_before_an_unknown_message_is_not_found(store: SqliteStore) -> None:
+async def test_history_before_an_unknown_message_is_not_found(store: AnyStore) -> None:
     one = await send(store, ALICE, "one")
     other = await send(store, ALICE, "other conversation")
     with pytest.raises(NotFound):
@@ -90,7 +90,7 @@ async def test_history_before_an_unknown_message_is_not_found(store: SqliteStore
 
 @pytest.mark.parametrize("limit", [1, 4, 25, 30])
 async def test_conversation_pages_cover_every_conversation_once_newest_first(
-    store: SqliteStore, limit: int
+    store: AnyStore, limit: int
 ) -> None:
     # Created fast, so many share an updated_at millisecond: the tiebreak must be stable.
     created = [(await send(store, ALICE, f"topic {i}")).conversation_id for i in range(25)]
@@ -105,7 +105,7 @@ async def test_conversation_pages_cover_every_conversation_once_newest_first(
     assert [c.id for c in walked[:2]] == [created[10], created[3]]
 
 
-async def test_conversation_query_matches_titles_and_message_text(store: SqliteStore) -> None:
+async def test_conversation_query_matches_titles_and_message_text(store: AnyStore) -> None:
     by_title = await send(store, ALICE, "Recipes for pancakes")
     by_text = await send(store, ALICE, "unrelated opener")
     await send(
@@ -122,13 +122,13 @@ async def test_conversation_query_matches_titles_and_message_text(store: SqliteS
         assert {c.id for c in found} == expected, query
 
 
-async def test_conversation_query_with_like_wildcards_is_literal(store: SqliteStore) -> None:
+async def test_conversation_query_with_like_wildcards_is_literal(store: AnyStore) -> None:
     await send(store, ALICE, "50% off")
     await send(store, ALICE, "50 offers")  # would match the pattern "%50% o%" if % were a wildcard
     found, _ = await store.list_conversations(ALICE, before=None, limit=10, query="50% o")
     assert [c.title for c in found] == ["50% off"]
 
 
-async def test_conversations_before_an_unknown_id_is_not_found(store: SqliteStore) -> None:
+async def test_conversations_before_an_unknown_id_is_not_found(store: AnyStore) -> None:
     with pytest.raises(NotFound):
         await store.list_conversations(ALICE, before="c_nope", limit=5, query=None)

@@ -1,4 +1,7 @@
-"""Opening the store: folder, pragmas, migrations, durability across close and reopen."""
+"""Opening the store: folder, pragmas, migrations, durability across close and reopen.
+
+The folder, pragmas and migration ledger are SQLite's (`sqlite_store`, `open_sqlite_store`);
+durability across close and reopen is the contract of both backends."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import pytest
 from server.store.sqlite.migrations import MIGRATIONS, Migration, migrate, split_statements
 from server.store.sqlite.store import SqliteStore
 
-from .conftest import OpenStore
+from .conftest import AnyStore, OpenSqliteStore, OpenStore
 from .helpers import ALICE, send
 
 
@@ -23,20 +26,20 @@ def _ledger(path: Path) -> list[tuple[int, str]]:
 
 
 async def test_open_creates_the_folder_and_applies_every_migration_once(
-    open_store: OpenStore, db_path: Path
+    open_sqlite_store: OpenSqliteStore, db_path: Path
 ) -> None:
     assert not db_path.parent.exists()
-    first = await open_store()
+    first = await open_sqlite_store()
     assert db_path.exists()
     assert first.applied_migrations == [m.version for m in MIGRATIONS]
     await first.close()
 
-    again = await open_store()
+    again = await open_sqlite_store()
     assert again.applied_migrations == []
     assert _ledger(db_path) == [(m.version, m.name) for m in MIGRATIONS]
 
 
-async def test_tables_and_search_index_exist(store: SqliteStore, db_path: Path) -> None:
+async def test_tables_and_search_index_exist(sqlite_store: SqliteStore, db_path: Path) -> None:
     with sqlite3.connect(db_path) as conn:
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert {
@@ -75,8 +78,10 @@ def test_statements_split_around_trigger_bodies_and_comments() -> None:
 
 
 @pytest.mark.parametrize("synchronous", ["FULL", "NORMAL", "EXTRA"])
-async def test_pragmas_are_what_settings_say(open_store: OpenStore, synchronous: str) -> None:
-    store = await open_store(synchronous=synchronous, busy_timeout_ms=1234)
+async def test_pragmas_are_what_settings_say(
+    open_sqlite_store: OpenSqliteStore, synchronous: str
+) -> None:
+    store = await open_sqlite_store(synchronous=synchronous, busy_timeout_ms=1234)
     pragmas = await store.pragmas()
     for role in ("writer", "reader"):
         assert pragmas[role]["journal_mode"] == "WAL"
@@ -124,11 +129,11 @@ async def test_close_commits_writes_already_submitted(open_store: OpenStore) -> 
         assert (messages[1].role, messages[1].status) == ("assistant", "streaming")
 
 
-async def test_writes_after_close_are_refused(store: SqliteStore) -> None:
+async def test_writes_after_close_are_refused(store: AnyStore) -> None:
     await store.close()
     with pytest.raises(RuntimeError):
         await send(store, ALICE, "too late")
 
 
-async def test_ping(store: SqliteStore) -> None:
+async def test_ping(store: AnyStore) -> None:
     await store.ping()

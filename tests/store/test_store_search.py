@@ -8,14 +8,14 @@ import pytest
 
 from server.errors import BadRequest
 from server.store.sqlite.fts import match_expression
-from server.store.sqlite.store import SqliteStore
 
+from .conftest import AnyStore
 from .helpers import ALICE, send
 
 FILLER = " ".join(f"filler{i}" for i in range(60))
 
 
-async def test_results_are_ranked_by_relevance(store: SqliteStore) -> None:
+async def test_results_are_ranked_by_relevance(store: AnyStore) -> None:
     weak = await send(store, ALICE, f"{FILLER} otter {FILLER}")
     strong = await send(store, ALICE, "otter otter, the otter rafts")
     medium = await send(store, ALICE, f"an otter swims {FILLER}")
@@ -25,7 +25,7 @@ async def test_results_are_ranked_by_relevance(store: SqliteStore) -> None:
     assert hits[0].score > hits[1].score > hits[2].score
 
 
-async def test_snippets_mark_every_match_and_cut_long_text(store: SqliteStore) -> None:
+async def test_snippets_mark_every_match_and_cut_long_text(store: AnyStore) -> None:
     accepted = await send(
         store, ALICE, f"{FILLER} the Quick brown fox jumps over the quick dog {FILLER}"
     )
@@ -39,7 +39,7 @@ async def test_snippets_mark_every_match_and_cut_long_text(store: SqliteStore) -
     assert "<mark>fox</mark>" in custom.snippet
 
 
-async def test_words_are_anded_and_a_trailing_star_is_a_prefix(store: SqliteStore) -> None:
+async def test_words_are_anded_and_a_trailing_star_is_a_prefix(store: AnyStore) -> None:
     both = await send(store, ALICE, "red apples and green pears")
     await send(store, ALICE, "red cars")
     assert [h.message_id for h in await store.search_messages(ALICE, "red pears")] == [
@@ -51,7 +51,7 @@ async def test_words_are_anded_and_a_trailing_star_is_a_prefix(store: SqliteStor
     assert len(await store.search_messages(ALICE, "RÉD")) == 2
 
 
-async def test_filters(store: SqliteStore) -> None:
+async def test_filters(store: AnyStore) -> None:
     first = await send(store, ALICE, "llama facts")
     await store.finish_message(
         first.answer_id, content=[{"type": "text", "text": "llama answer"}], status="complete"
@@ -73,7 +73,7 @@ async def test_filters(store: SqliteStore) -> None:
         await store.search_messages(ALICE, "llama", since="yesterday")
 
 
-async def test_time_filters_accept_other_rfc3339_forms(store: SqliteStore) -> None:
+async def test_time_filters_accept_other_rfc3339_forms(store: AnyStore) -> None:
     await send(store, ALICE, "kiwi")
     assert len(await store.search_messages(ALICE, "kiwi", since="2000-01-01T00:00:00+02:00")) == 1
     assert await store.search_messages(ALICE, "kiwi", until="2000-01-01") == []
@@ -117,7 +117,7 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("query", HOSTILE)
-async def test_no_query_text_raises(store: SqliteStore, query: str) -> None:
+async def test_no_query_text_raises(store: AnyStore, query: str) -> None:
     await send(store, ALICE, "kiwi and lime")
     hits = await store.search_messages(ALICE, query)
     assert isinstance(hits, list)
@@ -139,7 +139,7 @@ def test_match_expression_quotes_every_word(query: str, expression: str | None) 
     assert match_expression(query) == expression
 
 
-async def test_operators_are_searched_as_words(store: SqliteStore) -> None:
+async def test_operators_are_searched_as_words(store: AnyStore) -> None:
     await send(store, ALICE, "cats and dogs")
     literal = await send(store, ALICE, "this OR that")
     hits = await store.search_messages(ALICE, "this OR that")

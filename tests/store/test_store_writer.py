@@ -12,7 +12,7 @@ import pytest
 
 from server.store.sqlite.writer import GroupCommitWriter
 
-from .conftest import OpenStore
+from .conftest import OpenSqliteStore
 from .helpers import ALICE, send
 
 
@@ -114,8 +114,8 @@ async def test_a_cancelled_caller_that_was_still_queued_writes_nothing(
     assert await rows(table) == ["kept"]
 
 
-async def test_store_writes_share_commits(open_store: OpenStore) -> None:
-    store = await open_store(group_commit_ms=20)
+async def test_store_writes_share_commits(open_sqlite_store: OpenSqliteStore) -> None:
+    store = await open_sqlite_store(group_commit_ms=20)
     before = store.writer.stats.commits
     accepted = await asyncio.gather(*(send(store, ALICE, f"hello {i}") for i in range(10)))
     assert len({a.message_id for a in accepted}) == 10

@@ -1,5 +1,6 @@
 """`search` never returns another user's messages: two users' data side by side in one
-store, searched with each other's exact words, through the store and through the tool."""
+store, searched with each other's exact words, through the store and through the tool, on
+both store backends (SQLite and the session's private PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 
 from server.errors import NotFound
 from server.runtime import Runtime
-from server.store.base import NewUserMessage, UserRecord
-from server.store.sqlite.store import SqliteStore
+from server.store.base import NewUserMessage, Store, UserRecord
+from server.store.open import store_for
 from server.tools.executor import ToolExecutor
 from tests.tools.helpers import make_config
 
@@ -34,7 +35,7 @@ class Data:
         self.conversations: dict[str, list[str]] = {"alice": [], "bob": []}
 
 
-async def say(store: SqliteStore, data: Data, user: UserRecord, user_text: str, answer: str) -> None:
+async def say(store: Store, data: Data, user: UserRecord, user_text: str, answer: str) -> None:
     accepted = await store.accept_user_message(
         NewUserMessage(user_id=user.id, client_msg_id=f"c{next(_ids)}", text=user_text)
     )
@@ -44,10 +45,13 @@ async def say(store: SqliteStore, data: Data, user: UserRecord, user_text: str, 
     data.conversations[user.id].append(accepted.conversation_id)
 
 
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    config = make_config(tmp_path, probes=False)
-    store = SqliteStore(config.store.path, config.store)
+@pytest.fixture(params=["sqlite", "postgres"])
+async def runtime(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Runtime]:
+    settings = []
+    if request.param == "postgres":
+        settings.append(f'store.url="{request.getfixturevalue("postgres_url")}"')
+    config = make_config(tmp_path, *settings, probes=False)
+    store = store_for(config)
     await store.open()
     yield Runtime(config, store=store)
     await store.close()
@@ -56,7 +60,6 @@ async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
 @pytest.fixture
 async def data(runtime: Runtime) -> Data:
     store = runtime.store
-    assert isinstance(store, SqliteStore)
     data = Data()
     for user in (ALICE, BOB):
         await store.ensure_user(user)
@@ -81,7 +84,6 @@ def queries() -> list[str]:
 
 async def test_the_store_never_returns_another_users_messages(runtime: Runtime, data: Data) -> None:
     store = runtime.store
-    assert isinstance(store, SqliteStore)
     seen = {"alice": 0, "bob": 0}
     for query in queries():
         for user, other in (("alice", "bob"), ("bob", "alice")):
@@ -96,7 +98,6 @@ async def test_the_store_never_returns_another_users_messages(runtime: Runtime, 
 
 async def test_each_others_exact_words_find_nothing(runtime: Runtime, data: Data) -> None:
     store = runtime.store
-    assert isinstance(store, SqliteStore)
     for user, other in (("alice", "bob"), ("bob", "alice")):
         for word in WORDS[other]:
             assert await store.search_messages(user, word) == [], (user, word)

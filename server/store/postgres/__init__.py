@@ -1,0 +1,1 @@
+"""The PostgreSQL store (asyncpg): the `Store` protocol for several processes sharing data."""
