@@ -6,7 +6,7 @@ import sqlite3
 from typing import Any
 
 from server.store import ids
-from server.store.sqlite.rows import dumps, plain_text
+from server.store.records import dumps, plain_text
 from server.store.sqlite.writes import MESSAGE_ROLES, STATUSES
 
 

@@ -13,13 +13,13 @@ from server.errors import BadRequest, NotFound
 from server.protocol import Conversation, Message
 from server.store.base import SearchHit, UserRecord
 from server.store.ids import format_time
-from server.store.sqlite.fts import match_expression
-from server.store.sqlite.rows import (
+from server.store.records import (
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
     to_conversation,
     to_message,
 )
+from server.store.sqlite.fts import match_expression
 
 SNIPPET_TOKENS = 24
 

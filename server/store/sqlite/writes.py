@@ -14,7 +14,7 @@ from server.errors import BadRequest, Conflict, NotFound
 from server.protocol import Conversation, Message
 from server.store import ids
 from server.store.base import Accepted, NewUserMessage, Restarted, UserRecord
-from server.store.sqlite.rows import (
+from server.store.records import (
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
     dumps,

@@ -1,9 +1,10 @@
-"""Between database rows and the wire types: JSON columns, plain text, titles."""
+"""Between stored rows and the wire types, the same for every backend: JSON columns, plain
+text, titles, and a row (anything indexable by column name: `sqlite3.Row`,
+`asyncpg.Record`) as a `Message` or a `Conversation`."""
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from typing import Any
 
 import msgspec
@@ -63,7 +64,9 @@ def title_from(text: str) -> str:
     return cut.rstrip() + "…"
 
 
-def to_message(row: sqlite3.Row) -> Message:
+def to_message(row: Any, *, text_from_content: bool = False) -> Message:
+    """`text_from_content`: for a backend whose text column may differ from the content's
+    text (PostgreSQL replaces NUL there)."""
     content = loads(row["content"]) or []
     return Message(
         id=row["id"],
@@ -72,7 +75,7 @@ def to_message(row: sqlite3.Row) -> Message:
         content=content,
         status=row["status"],
         created_at=row["created_at"],
-        text=row["text"],
+        text=plain_text(content) if text_from_content else row["text"],
         model=row["model"],
         client_msg_id=row["client_msg_id"],
         tool_calls=tool_calls(row["role"], content),
@@ -81,7 +84,7 @@ def to_message(row: sqlite3.Row) -> Message:
     )
 
 
-def to_conversation(row: sqlite3.Row) -> Conversation:
+def to_conversation(row: Any) -> Conversation:
     return Conversation(
         id=row["id"],
         title=row["title"],
