@@ -85,7 +85,7 @@ async def group_commit(path: Path, total: int, callers: int, seconds: float) -> 
 
 def raw(path: Path, total: int, batch: int, seconds: float) -> dict:
     from server.store import ids
-    from server.store.sqlite.rows import dumps, plain_text
+    from server.store.records import dumps, plain_text
 
     conversation_ids = asyncio.run(_prepare(path, 1))
     conn = sqlite3.connect(path, isolation_level=None)

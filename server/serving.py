@@ -100,8 +100,8 @@ def check_store(config: Config) -> None:
     """Open (create, check, migrate) and close the database before serving, so that a file
     that cannot be used stops start-up with one line naming it and what to do, instead of
     a traceback from inside the server's start-up."""
+    from server.store.base import StoreOpenError
     from server.store.open import store_for
-    from server.store.sqlite.failures import StoreOpenError
 
     async def open_and_close() -> None:
         store = store_for(config, readers=1)

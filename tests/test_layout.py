@@ -131,3 +131,12 @@ def test_the_architecture_doc_lists_every_module() -> None:
     on_disk = {str(path.relative_to(ROOT)) for path in MODULES.values()}
     assert sorted(on_disk - listed) == [], "modules missing from docs/architecture.md"
     assert sorted(listed - on_disk) == [], "docs/architecture.md lists modules that do not exist"
+
+
+@pytest.mark.parametrize(("backend", "other"), [("sqlite", "postgres"), ("postgres", "sqlite")])
+def test_each_store_backend_stands_alone(backend: str, other: str) -> None:
+    """What both backends share lives in `server/store/` itself, never in one of them."""
+    mine = [n for n in MODULES if n.startswith(f"server.store.{backend}")]
+    assert mine
+    for name in mine:
+        assert not {n for n in reaches(name) if n.startswith(f"server.store.{other}")}, name

@@ -10,12 +10,12 @@ from pathlib import Path
 from server.cli.options import add_config_options, config_from_args
 from server.config.settings import Config
 from server.errors import BadRequest, Unavailable
+from server.store.base import StoreOpenError
 from server.store.open import POSTGRES_SCHEMES, store_for
 from server.store.postgres import copy
 from server.store.postgres.failures import public_url
 from server.store.postgres.migrations import MIGRATIONS as POSTGRES_MIGRATIONS
 from server.store.postgres.store import PostgresStore
-from server.store.sqlite.failures import StoreOpenError
 from server.store.sqlite.migrations import MIGRATIONS as SQLITE_MIGRATIONS
 from server.store.sqlite.store import SqliteStore
 

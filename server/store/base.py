@@ -18,6 +18,11 @@ from server.protocol import Conversation, Message
 ROLES = ("admin", "user", "bot")
 
 
+
+class StoreOpenError(Exception):
+    """The store cannot open its database (any backend); the message is one line for the
+    operator, naming the database and what to do."""
+
 class UserRecord(msgspec.Struct, kw_only=True):
     id: str
     name: str

@@ -15,6 +15,9 @@ MESSAGE = "m_"
 TURN = "t_"
 USER = "u_"
 API_KEY = "k_"
+LOGIN = "l_"
+# The built-in user of the embedded default (no accounts configured).
+LOCAL_USER_ID = "local"
 
 
 def new_id(prefix: str) -> str:

@@ -11,6 +11,11 @@ import msgspec
 
 from server.protocol import Conversation, Message
 
+# What a stored message and conversation may hold, whatever the backend.
+STATUSES = frozenset({"complete", "streaming", "cancelled", "incomplete", "failed"})
+MESSAGE_ROLES = frozenset({"user", "assistant", "tool"})
+CONVERSATION_FIELDS = frozenset({"title", "model", "template", "variables"})  # may be changed
+
 TITLE_CHARS = 60
 UNTITLED = "New conversation"
 

@@ -11,7 +11,7 @@ import asyncpg
 from server.errors import Conflict, NotFound
 from server.store import ids
 from server.store.base import AccountRecord, ApiKeyRecord, AuditEntry, KeyCandidate, UserRecord
-from server.store.sqlite.accounts import LOCAL_USER_ID, LOGIN
+from server.store.ids import LOCAL_USER_ID, LOGIN
 
 _KEY_COLUMNS = (
     "k.id, k.user_id, u.name AS user_name, k.name, k.prefix, k.created_at,"

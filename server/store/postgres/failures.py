@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from server.errors import Unavailable
-from server.store.sqlite.failures import StoreOpenError
+from server.store.base import StoreOpenError
 
 # SQLSTATE classes and codes that mean "the server or its disk", not "this statement".
 _STORAGE_STATES = {

@@ -29,7 +29,7 @@ from server.store.postgres.rows import (
     to_conversation,
     to_message,
 )
-from server.store.sqlite.writes import CONVERSATION_FIELDS, STATUSES
+from server.store.records import CONVERSATION_FIELDS, STATUSES
 
 
 class Duplicate(Exception):

@@ -15,9 +15,8 @@ from typing import Any
 from server.errors import Conflict, NotFound
 from server.store import ids
 from server.store.base import AccountRecord, ApiKeyRecord, AuditEntry, KeyCandidate, UserRecord
+from server.store.ids import LOCAL_USER_ID, LOGIN
 
-LOCAL_USER_ID = "local"
-LOGIN = "l_"
 _KEY_COLUMNS = (
     "k.id, k.user_id, u.name AS user_name, k.name, k.prefix, k.created_at,"
     " k.last_used_at, k.revoked_at"

@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 
 from server.errors import Unavailable
+from server.store.base import StoreOpenError
 
 # SQLite's primary result codes that mean "the file or the disk", not "this statement".
 _STORAGE_CODES = {
@@ -43,9 +44,6 @@ _OS_ERRORS = {
 # Less free space than this, and an I/O error is taken for a full disk.
 NEARLY_FULL_BYTES = 1 << 20
 
-
-class StoreOpenError(Exception):
-    """The store cannot open its database; the message is one line for the operator."""
 
 
 def storage_failure(exc: BaseException, folder: Path | None = None) -> str | None:

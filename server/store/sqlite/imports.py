@@ -6,8 +6,7 @@ import sqlite3
 from typing import Any
 
 from server.store import ids
-from server.store.records import dumps, plain_text
-from server.store.sqlite.writes import MESSAGE_ROLES, STATUSES
+from server.store.records import MESSAGE_ROLES, STATUSES, dumps, plain_text
 
 
 def import_conversation(

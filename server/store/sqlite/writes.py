@@ -16,7 +16,9 @@ from server.store import ids
 from server.store.base import Accepted, NewUserMessage, Restarted, UserRecord
 from server.store.records import (
     CONVERSATION_COLUMNS,
+    CONVERSATION_FIELDS,
     MESSAGE_COLUMNS,
+    STATUSES,
     dumps,
     loads,
     plain_text,
@@ -24,10 +26,6 @@ from server.store.records import (
     to_conversation,
     to_message,
 )
-
-STATUSES = frozenset({"complete", "streaming", "cancelled", "incomplete", "failed"})
-MESSAGE_ROLES = frozenset({"user", "assistant", "tool"})
-CONVERSATION_FIELDS = frozenset({"title", "model", "template", "variables"})
 
 
 def ensure_user(conn: sqlite3.Connection, user: UserRecord) -> None:
