@@ -437,7 +437,23 @@ def _convert(raw: dict[str, Any], where: Callable[[str], str]) -> Config:
     _check_references(config, where)
     _check_proxies(config, where)
     _check_variable_names(config, where)
+    _check_no_negative(config, where)
     return config
+
+
+def _check_no_negative(config: Config, where: Callable[[str], str]) -> None:
+    """No setting is a negative number: sizes, counts, rates, prices and times are 0 or more
+    (0 meaning "off" or "none" where a setting says so), so `-5` is a typo to name, not a
+    value to start on."""
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, dict):
+            for name, child in value.items():
+                walk(child, f"{key}.{name}" if key else str(name))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(key, f"must be 0 or more, not {value:g}", where(key))
+
+    walk(msgspec.to_builtins(config), "")
 
 
 # What `api_key_env` and `auth.secret_env` take: the *name* of an environment variable.

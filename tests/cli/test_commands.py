@@ -142,6 +142,22 @@ def test_a_port_out_of_range_is_refused(tmp_path: Path, port: str) -> None:
     assert "(--set)" in served.stderr
 
 
+@pytest.mark.parametrize(("table", "setting", "value"), [
+    ("session", "ttl_s", "-1.5"),
+    ("limits", "max_text_chars", "-5"),
+    ("turns", "deadline_s", "-300"),
+    ("quotas.per_user", "ann", "-3"),
+])
+def test_a_negative_number_is_refused_naming_the_setting(
+    tmp_path: Path, table: str, setting: str, value: str
+) -> None:
+    (tmp_path / "bad.toml").write_text(f"[{table}]\n{setting} = {value}\n")
+    result = chinwag(tmp_path, "config", "validate", "bad.toml")
+    line = one_line_error(result)
+    assert result.returncode == 2
+    assert f"{table}.{setting}: must be 0 or more" in line and "bad.toml:2" in line
+
+
 # -- 16: --user takes a name ---------------------------------------------------------------
 
 
