@@ -159,7 +159,7 @@ def _install_http_guards(app: Starlette, runtime: Runtime, static_dir: Path) -> 
     app.add_middleware(BodyLimitMiddleware, limit_for=lambda path: body_limit(runtime.config, path))
     app.add_middleware(
         SecurityMiddleware,
-        host_allowed=lambda host: runtime.config.host_allowed(host, runtime.bound_port),
+        host_allowed=runtime.host_allowed,
         origins=runtime.allowed_origins,
     )
 
@@ -183,5 +183,6 @@ def gateway_parts(runtime: Runtime) -> GatewayParts:
         selector=runtime.selector,
         prompts=runtime.prompts,
         metrics=runtime.metrics,
-        bound_port=lambda: runtime.bound_port,
+        allowed_origins=runtime.allowed_origins,
+        host_allowed=runtime.host_allowed,
     )

@@ -92,7 +92,12 @@ class Runtime:
         return self.live.current
 
     def allowed_origins(self) -> set[str]:
+        """The browser origins the socket and the HTTP routes accept (live config, bound port)."""
         return self.config.effective_origins(self.bound_port)
+
+    def host_allowed(self, host: str) -> bool:
+        """Whether `Host` names this server, by the same rule as the origins."""
+        return self.config.host_allowed(host, self.bound_port)
 
     def status_for(self, user: UserRecord | None) -> ServerStatus:
         """The server's state for `user` (their own sessions, sockets and turns, and model

@@ -35,14 +35,11 @@ class GatewayParts:
     selector: Selector
     prompts: PromptLibrary
     metrics: Metrics
-    bound_port: Callable[[], int | None]  # the port actually listened on, once known
+    # The browser origins and `Host` names this server answers to, read live (with the
+    # port actually listened on): the same rule as the HTTP edge's (`Runtime`).
+    allowed_origins: Callable[[], set[str]]
+    host_allowed: Callable[[str], bool]
 
     @property
     def config(self) -> Config:
         return self.live.current
-
-    def allowed_origins(self) -> set[str]:
-        return self.config.effective_origins(self.bound_port())
-
-    def host_allowed(self, host: str) -> bool:
-        return self.config.host_allowed(host, self.bound_port())

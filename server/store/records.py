@@ -99,3 +99,17 @@ def to_conversation(row: Any) -> Conversation:
         template=row["template"],
         variables=loads(row["variables"]),
     )
+
+
+def with_earlier_usage(
+    before: Any, usage: dict[str, int] | None, cost: float | None
+) -> tuple[dict[str, int] | None, float | None]:
+    """A regenerated answer still holds what its earlier versions used (`before`: the row's
+    `usage` and `cost`, or None): the new figures add to it, so the day's token count
+    (quotas) keeps every version."""
+    if before is not None and usage is not None and before["usage"] is not None:
+        earlier = loads(before["usage"]) or {}
+        usage = {k: int(earlier.get(k, 0)) + int(usage.get(k, 0)) for k in {*earlier, *usage}}
+    if before is not None and cost is not None and before["cost"] is not None:
+        cost += before["cost"]
+    return usage, cost

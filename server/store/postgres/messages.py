@@ -29,7 +29,7 @@ from server.store.postgres.rows import (
     to_conversation,
     to_message,
 )
-from server.store.records import CONVERSATION_FIELDS, STATUSES
+from server.store.records import CONVERSATION_FIELDS, STATUSES, with_earlier_usage
 
 
 class Duplicate(Exception):
@@ -142,11 +142,7 @@ async def finish_message(
     before = await conn.fetchrow(
         "SELECT usage, cost FROM messages WHERE id = $1 FOR UPDATE", message_id
     )
-    if before is not None and usage is not None and before["usage"] is not None:
-        earlier = loads(before["usage"]) or {}
-        usage = {k: int(earlier.get(k, 0)) + int(usage.get(k, 0)) for k in {*earlier, *usage}}
-    if before is not None and cost is not None and before["cost"] is not None:
-        cost += before["cost"]
+    usage, cost = with_earlier_usage(before, usage, cost)
     row = await conn.fetchrow(
         "UPDATE messages SET content = $1, text = $2, status = $3, model = coalesce($4, model),"
         " usage = coalesce($5, usage), cost = coalesce($6, cost)"

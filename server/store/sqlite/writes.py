@@ -20,11 +20,11 @@ from server.store.records import (
     MESSAGE_COLUMNS,
     STATUSES,
     dumps,
-    loads,
     plain_text,
     title_from,
     to_conversation,
     to_message,
+    with_earlier_usage,
 )
 
 
@@ -126,14 +126,8 @@ def finish_message(
 ) -> Message:
     """Store the final content and status (and model, usage, cost when given)."""
     _check(status in STATUSES, f"unknown status {status!r}")
-    # A regenerated answer still holds what its earlier versions used: add to it, so the
-    # day's token count (quotas) keeps every version.
     before = conn.execute("SELECT usage, cost FROM messages WHERE id = ?", (message_id,)).fetchone()
-    if before is not None and usage is not None and before["usage"] is not None:
-        earlier = loads(before["usage"]) or {}
-        usage = {k: int(earlier.get(k, 0)) + int(usage.get(k, 0)) for k in {*earlier, *usage}}
-    if before is not None and cost is not None and before["cost"] is not None:
-        cost += before["cost"]
+    usage, cost = with_earlier_usage(before, usage, cost)
     row = conn.execute(
         "UPDATE messages SET content = ?, text = ?, status = ?, model = coalesce(?, model),"
         " usage = coalesce(?, usage), cost = coalesce(?, cost)"
