@@ -14,7 +14,9 @@ import time
 
 from bench.harness import REPO, RESULTS, Context, Layout, Row, bench_tmp, raise_nofile
 
-BENCHMARKS = ("turn_overhead", "token_relay", "idle", "store", "gateway_overhead", "frame_checks")
+BENCHMARKS = (
+    "turn_overhead", "token_relay", "idle", "store", "gateway_overhead", "frame_checks", "scale_out",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from server import protocol
 from server.auth import revocation
 from server.auth.identity import Authenticator
 from server.auth.login import Logins
+from server.bus.local import LocalBus
 from server.config.settings import Config
 from server.gateway.connection import websocket_endpoint
 from server.gateway.parts import GatewayParts
@@ -68,9 +69,12 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.store.open()
         runtime.metrics.watch_store(runtime.store)
-        recovered = await runtime.store.recover()
-        if recovered:
-            log.warning("recovered_interrupted_answers", count=recovered)
+        await _share_cookie_secret(runtime)
+        if runtime.bus.recovers_at_start:  # one process: whatever was streaming was ours
+            recovered = await runtime.store.recover()
+            if recovered:
+                log.warning("recovered_interrupted_answers", count=recovered)
+        await runtime.bus.start()
         sweeper = asyncio.create_task(_sweep_sessions(runtime))
         revocations = asyncio.create_task(revocation.watch(runtime.live, runtime.store, runtime.sessions))  # keys revoked, logins ended
         from server.config.reload import Reloader
@@ -78,6 +82,8 @@ def create_app(
         reloader = Reloader.from_origin(runtime.live, runtime.prompts, runtime.apply_config) if runtime.config.reload.enabled else None
         if reloader is not None:
             reloader.start()
+        if runtime.shared_breakers is not None:
+            runtime.shared_breakers.start()  # circuits opened on other nodes, and ours to them
         log.info("server_started", models=runtime.selector.model_names())
         try:
             yield
@@ -87,13 +93,15 @@ def create_app(
             if reloader is not None:
                 await reloader.stop()
             await drain(runtime)
+            if runtime.shared_breakers is not None:
+                await runtime.shared_breakers.stop()
             await runtime.store.close()
             await close_providers(runtime.selector.providers)
 
     app = Starlette(
         routes=[
             Route("/", _index, methods=["GET"]),
-            *probes.routes(Readiness(runtime.store, runtime.selector, lambda: runtime.draining), runtime.metrics),
+            *probes.routes(Readiness(runtime.store, runtime.selector, lambda: runtime.draining, runtime.bus), runtime.metrics),
             WebSocketRoute("/ws", websocket_endpoint(gateway_parts(runtime))),
             *export_route.routes(runtime.store, runtime.authenticator),
             Mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static"),
@@ -115,6 +123,19 @@ def begin_drain(runtime: Runtime) -> None:
         return
     runtime.draining = True
     runtime.fanout.broadcast(protocol.Reconnect(reason="server shutting down"))
+    if isinstance(runtime.bus, LocalBus):
+        _close_sockets(runtime)  # the broadcast reached the sockets already
+    else:
+        # Through Redis the `reconnect` comes back on the node's channel: close after it.
+        runtime.closing = asyncio.ensure_future(_close_after_settling(runtime))
+
+
+async def _close_after_settling(runtime: Runtime) -> None:
+    await runtime.bus.settle()
+    _close_sockets(runtime)
+
+
+def _close_sockets(runtime: Runtime) -> None:
     for session in list(runtime.sessions.sessions.values()):
         if session.outlet is not None:
             session.outlet.close(CloseCode.RESTARTING, "server restarting")
@@ -123,7 +144,19 @@ def begin_drain(runtime: Runtime) -> None:
 async def drain(runtime: Runtime) -> None:
     """Give running turns their grace period, then stop and checkpoint what is left."""
     begin_drain(runtime)
+    if runtime.closing is not None:
+        await runtime.closing
     await runtime.turns.drain(runtime.config.server.shutdown_grace_s)
+
+
+async def _share_cookie_secret(runtime: Runtime) -> None:
+    """On a shared store every process signs logins with the same secret, so a cookie made
+    by one is good on all; `auth.secret_env`, when set, still wins."""
+    if runtime.config.auth.secret_env:
+        return
+    shared = await runtime.store.shared_secret("cookie")
+    if shared is not None:
+        runtime.signer.provide(shared)
 
 
 async def _sweep_sessions(runtime: Runtime) -> None:

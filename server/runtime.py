@@ -8,24 +8,28 @@ nothing in chinwag reaches for a global.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
 from prometheus_client import CollectorRegistry
 
 from server.auth.cookies import CookieSigner, load_secret
 from server.auth.identity import Authenticator, StoreAuthenticator
+from server.bus.base import Publisher, SessionDirectory
+from server.bus.local import LocalBus
+from server.bus.open import bus_for
 from server.config.changes import keep_restart_settings
 from server.config.live import LiveConfig
 from server.config.settings import Config, prompts_dir
-from server.errors import ConfigError
+from server.errors import ConfigError, NotFound
 from server.models import build_providers
 from server.models.base import Provider
 from server.models.selector import Selector
+from server.models.shared_breakers import shared_breakers_for
 from server.observability import audit, logs
 from server.observability.metrics import Metrics
 from server.prompts.library import PromptLibrary
-from server.sessions.fanout import Fanout
-from server.sessions.registry import SessionRegistry
 from server.store.base import Store, UserRecord
 from server.tools.audited import AuditedToolExecutor
 from server.tools.capabilities import ServerStatus
@@ -52,6 +56,7 @@ class Runtime:
         self.store = store
         self.started_at = time.time()
         self.draining = False
+        self.closing: asyncio.Future[None] | None = None  # sockets closing after a drain began
         self.bound_port: int | None = None  # set once the server listens
         self.metrics = Metrics(registry)  # its own registry unless given one
         logs.set_content_logging(config.log.content)
@@ -63,9 +68,16 @@ class Runtime:
             max_chars=config.prompts.max_chars,
             render_timeout_s=config.prompts.render_timeout_s,
         )
-        self.selector = Selector(self.live, providers or build_providers(config), metrics=self.metrics)
-        self.sessions = SessionRegistry(lambda: self.live.current.session)
-        self.fanout = Fanout(self.sessions)
+        # With a bus, an open circuit on one node spares the others (None: no bus).
+        self.shared_breakers = shared_breakers_for(config, lambda name: self.selector.breaker(name))
+        self.selector = Selector(
+            self.live, providers or build_providers(config), metrics=self.metrics,
+            on_breaker_change=self.shared_breakers.changed if self.shared_breakers else None,
+        )
+        # Sessions, fan-out and turn routing: in memory, or shared through Redis (`bus.url`).
+        self.bus = bus_for(self.live, store)
+        self.sessions: SessionDirectory = self.bus.sessions
+        self.fanout: Publisher = self.bus.fanout
         self.tool_registry = load_tools(config)
         self.tools = AuditedToolExecutor(
             self.tool_registry,
@@ -74,6 +86,7 @@ class Runtime:
             metrics=self.metrics,
             apply_config=self.apply_config,
             report=self.status_for,
+            calls=self.bus.calls,
         )
         self.turns = TurnRunner(
             config=self.live,
@@ -83,13 +96,24 @@ class Runtime:
             fanout=self.fanout,
             tools=self.tools,
             metrics=self.metrics,
+            directory=self.bus.turns,
         )
+        if not isinstance(self.bus, LocalBus):  # what a cancel or approve from elsewhere does
+            self.bus.node.cancel = self.turns.cancel_here
+            self.bus.node.decide = self._decide_quietly
+            self.bus.node.reregister = self.turns.register_running
         self.metrics.watch(self)
         self.guard = TurnGuard(self.live, store, self.metrics)  # turns per minute, daily token quotas
 
     @property
     def config(self) -> Config:
         return self.live.current
+
+    def _decide_quietly(self, user_id: str, call_id: str, decision: str) -> None:
+        """An approval routed here by another node; one that stopped waiting is no error."""
+        if decision in ("allow", "deny"):
+            with contextlib.suppress(NotFound):
+                self.tools.approvals.decide(user_id, call_id, decision)  # type: ignore[arg-type]
 
     def allowed_origins(self) -> set[str]:
         """The browser origins the socket and the HTTP routes accept (live config, bound port)."""

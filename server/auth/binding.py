@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import sqlite3
 from pathlib import Path
+
+import asyncpg
 
 from server.config.settings import Config
 from server.errors import ConfigError
@@ -22,7 +25,7 @@ def is_loopback(host: str) -> bool:
 def check_binding(config: Config) -> None:
     """Refuse to listen beyond this machine while nobody needs credentials to get in."""
     host = config.server.host
-    if is_loopback(host) or config.auth.required or stored_auth_configured(Path(config.store.path)):
+    if is_loopback(host) or config.auth.required or _auth_configured(config):
         return
     raise ConfigError(
         "server.host",
@@ -35,6 +38,31 @@ def check_binding(config: Config) -> None:
         "(--set auth.required=true), or listen on 127.0.0.1 only.\n"
         "See docs/security.md.",
     )
+
+
+def _auth_configured(config: Config) -> bool:
+    if config.store.url:
+        return postgres_auth_configured(config.store.url, config.store.command_timeout_s)
+    return stored_auth_configured(Path(config.store.path))
+
+
+def postgres_auth_configured(url: str, timeout_s: float) -> bool:
+    """Whether the PostgreSQL database at `url` has a user or an API key. A database that
+    cannot be reached, or has no schema yet, has none: refusing to listen is the safe side."""
+    async def ask() -> bool:
+        conn = await asyncpg.connect(url, timeout=timeout_s)
+        try:
+            return bool(await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE id != 'local')"
+                " OR EXISTS (SELECT 1 FROM api_keys)"
+            ))
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(ask())
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
 
 
 def stored_auth_configured(db: Path) -> bool:

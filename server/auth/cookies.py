@@ -24,6 +24,10 @@ class CookieSigner:
         self._load = secret
         self._secret: bytes | None = None
 
+    def provide(self, secret: bytes) -> None:
+        """Use this secret (the deployment's, from a shared store) instead of loading one."""
+        self._secret = secret
+
     @property
     def secret(self) -> bytes:
         if self._secret is None:

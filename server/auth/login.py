@@ -30,8 +30,8 @@ from server.protocol import CloseCode
 from server.store.base import Store
 
 if TYPE_CHECKING:
+    from server.bus.base import SessionDirectory
     from server.observability.metrics import Metrics
-    from server.sessions.registry import SessionRegistry
 
 MAX_FIELD = 1024
 
@@ -55,7 +55,7 @@ class Logins:
         live: LiveConfig,
         store: Store,
         signer: CookieSigner,
-        sessions: SessionRegistry,
+        sessions: SessionDirectory,
         metrics: Metrics,
         static_dir: Path,
     ):
@@ -152,7 +152,7 @@ class Logins:
         ]
 
 
-def close_login_sockets(sessions: SessionRegistry, login_id: str) -> int:
+def close_login_sockets(sessions: SessionDirectory, login_id: str) -> int:
     """Close (4004) and forget every session this login authenticated: they cannot resume."""
     closed = 0
     for session in list(sessions.sessions.values()):

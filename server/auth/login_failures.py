@@ -1,7 +1,8 @@
 """Failed logins, counted per account, so that guessing one password is slow from anywhere
 while a flood of wrong ones cannot keep the right one out.
 
-Two moving windows of `limits.login_failure_window_s`, on `limits.storage_uri`:
+Two moving windows of `limits.login_failure_window_s`, on the storage
+`server.limits_storage` picks (shared by every node when there is a bus):
 
 - **per (account, address)**: `limits.login_failures_per_address` failures, then that
   address may not try that account until the window frees up. This is what stops one
@@ -26,11 +27,10 @@ import math
 import time
 
 import limits
-import limits.aio.strategies
-import limits.storage
 
 from server.config.live import LiveConfig, as_live
 from server.config.settings import Config
+from server.limits_storage import Windows
 from server.store.base import Store
 
 NAMESPACE = "login_failures"
@@ -40,11 +40,8 @@ class LoginFailures:
     def __init__(self, config: Config | LiveConfig, store: Store):
         self._live = as_live(config)
         self.store = store
-        # The storage is chosen once: `limits.storage_uri` needs a restart.
-        uri = self._live.current.limits.storage_uri
-        self.limiter = limits.aio.strategies.MovingWindowRateLimiter(
-            limits.storage.storage_from_string(uri if uri.startswith("async+") else f"async+{uri}")  # type: ignore[arg-type]
-        )
+        # The storage is chosen once: `limits.storage_uri` and `bus` need a restart.
+        self.limiter = Windows(self._live.current)
 
     async def retry_after(self, account: str, address: str, user_id: str | None) -> float | None:
         """Seconds until `address` may try `account` again; None: it may try now.

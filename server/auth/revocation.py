@@ -18,13 +18,13 @@ from server.protocol import CloseCode
 from server.store.base import Store
 
 if TYPE_CHECKING:
-    from server.sessions.registry import SessionRegistry
-    from server.sessions.session import Session
+    from server.bus.base import SessionDirectory
+    from server.sessions.session import SessionHandle
 
 log = structlog.get_logger("chinwag.revocation")
 
 
-async def sweep(store: Store, registry: SessionRegistry) -> int:
+async def sweep(store: Store, registry: SessionDirectory) -> int:
     """Close and forget the sessions whose credential is no longer valid; returns how many."""
     sessions = list(registry.sessions.values())
     key_ids = {s.key_id for s in sessions if s.key_id}
@@ -44,14 +44,14 @@ async def sweep(store: Store, registry: SessionRegistry) -> int:
     return closed
 
 
-def _end(registry: SessionRegistry, session: Session, code: int, reason: str) -> None:
+def _end(registry: SessionDirectory, session: SessionHandle, code: int, reason: str) -> None:
     log.info("session_revoked", session_id=session.id, user_id=session.user.id, code=code, reason=reason)
     if session.outlet is not None:
         session.outlet.close(code, reason)
     registry.drop(session)  # it cannot be resumed either
 
 
-async def watch(live: LiveConfig, store: Store, registry: SessionRegistry) -> None:
+async def watch(live: LiveConfig, store: Store, registry: SessionDirectory) -> None:
     """Run `sweep` every `auth.revocation_poll_s` (read live) until cancelled."""
     while True:
         await asyncio.sleep(max(live.current.auth.revocation_poll_s, 0.05))

@@ -16,6 +16,7 @@ RESTART_REQUIRED = (
     "server.trusted_proxies",
     "server.shutdown_grace_s",
     "store",
+    "bus",
     "limits.max_frame_bytes",
     "limits.storage_uri",
     "auth.secret_env",

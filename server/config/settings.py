@@ -64,6 +64,22 @@ class StoreSettings(Section):
     quick_check: bool = True
 
 
+class BusSettings(Section):
+    # A `redis://` URL: what processes share while running (sessions' event logs, fan-out,
+    # cancel and approve routing, node leases) goes through Redis instead of this process's
+    # memory (see docs/scaling.md). Secret: it may hold a password.
+    url: Annotated[str, SECRET] | None = None
+    # Prefix of every Redis key and channel: several deployments may share one Redis.
+    prefix: str = "chinwag"
+    # How often a node renews its lease, and how long a lease outlives its last renewal:
+    # a node silent for `lease_s` is dead, and another node ends the turns it ran.
+    heartbeat_s: float = 1.0
+    lease_s: float = 5.0
+    # An answer left `streaming` with no live node holding its turn (say Redis lost its
+    # data) is ended once it is older than this.
+    orphan_after_s: float = 60.0
+
+
 class LimitsSettings(Section):
     max_frame_bytes: int = 65536
     frames_per_window: int = 120
@@ -233,6 +249,7 @@ class QuotaSettings(Section):
 class Config(Section, weakref=True):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
+    bus: BusSettings = msgspec.field(default_factory=BusSettings)
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     session: SessionSettings = msgspec.field(default_factory=SessionSettings)
     turns: TurnSettings = msgspec.field(default_factory=TurnSettings)
@@ -438,7 +455,30 @@ def _convert(raw: dict[str, Any], where: Callable[[str], str]) -> Config:
     _check_proxies(config, where)
     _check_variable_names(config, where)
     _check_no_negative(config, where)
+    _check_bus(config, where)
     return config
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _check_bus(config: Config, where: Callable[[str], str]) -> None:
+    bus = config.bus
+    if bus.url is not None and not bus.url.startswith(REDIS_SCHEMES):
+        raise ConfigError(
+            "bus.url", "must be a redis://, rediss:// or unix:// URL (or be left out for one process)",
+            where("bus.url"),
+        )
+    if bus.heartbeat_s <= 0 or bus.lease_s < 2 * bus.heartbeat_s:
+        # One late renewal must not make a live node look dead to the others.
+        raise ConfigError(
+            "bus.lease_s",
+            f"must be at least twice bus.heartbeat_s ({bus.heartbeat_s:g}), which must be above 0;"
+            f" it is {bus.lease_s:g}",
+            where("bus.lease_s"),
+        )
+    if not bus.prefix or any(c.isspace() for c in bus.prefix):
+        raise ConfigError("bus.prefix", "must be a non-empty name without spaces", where("bus.prefix"))
 
 
 def _check_no_negative(config: Config, where: Callable[[str], str]) -> None:

@@ -16,13 +16,13 @@ import structlog
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server import __version__, protocol
-from server.errors import BadRequest, ChinwagError, Unauthorized
+from server.errors import BadRequest, ChinwagError, Unauthorized, Unavailable
 from server.gateway.dispatch import FrameHandler
 from server.gateway.frame_windows import SlidingWindow
 from server.gateway.outbound import Outbound
 from server.gateway.parts import GatewayParts
 from server.protocol import CloseCode
-from server.sessions.session import Session
+from server.sessions.session import SessionHandle
 
 log = structlog.get_logger("chinwag.gateway")
 
@@ -80,7 +80,7 @@ class Connection:
         # By bytes as well: a frame can be cheap to send and costly to check (brackets).
         self.frame_bytes = SlidingWindow(limits.frame_bytes_per_window, limits.frame_window_s)
         self.bad_frames = SlidingWindow(limits.bad_frames_per_window, limits.bad_frame_window_s)
-        self.session: Session | None = None
+        self.session: SessionHandle | None = None
         self.handler: FrameHandler | None = None
         self.outbound.on_close = self._detach
 
@@ -116,7 +116,7 @@ class Connection:
     def _detach(self) -> None:
         """The socket is closing or gone: its session's events wait in the replay buffer."""
         if self.session is not None:
-            self.session.detach(self.outbound)
+            self.parts.sessions.detach(self.session, self.outbound)
 
     def _abort(self) -> None:
         """Drop a connection whose peer stopped reading: an ASGI close would wait behind
@@ -184,22 +184,28 @@ class Connection:
             raise CloseConnection(CloseCode.AUTH_FAILED, exc.message) from None
         user = identity.user
         await parts.store.ensure_user(user)
-        session = parts.sessions.find_resumable(user, hello.resume) if hello.resume else None
-        resumed = session is not None
-        if session is None:
-            session = parts.sessions.create(user)
+        try:
+            session = await parts.sessions.resume(user, hello.resume) if hello.resume else None
+            resumed = session is not None
+            if session is None:
+                session = await parts.sessions.open(user)
+        except Unavailable as exc:
+            # The session bus is away: nothing to resume into yet; the client backs off.
+            log.warning("session_unavailable", error=exc.message)
+            raise CloseConnection(CloseCode.OVERLOADED, "sessions unavailable, try again later") from None
         session.key_id, session.login_id = identity.key_id, identity.login_id
         self.session = session
         self.handler = FrameHandler(parts, session)
         structlog.contextvars.bind_contextvars(session_id=session.id, user_id=user.id)
         welcome = self._welcome_frame(session, resumed, hello.ref)
         last_seq = hello.resume.last_seq if resumed and hello.resume else None
-        session.attach(self.outbound, protocol.encode(welcome), last_seq=last_seq)
-        replayed = session.seq - last_seq if last_seq is not None else 0  # all were buffered
+        replayed = await parts.sessions.attach(
+            session, self.outbound, protocol.encode(welcome), last_seq=last_seq
+        )
         self.parts.metrics.replayed_events.inc(replayed)
         log.info("session_resumed" if resumed else "session_started", last_seq=session.seq, replayed=replayed)
 
-    def _welcome_frame(self, session: Session, resumed: bool, ref: protocol.Ref) -> protocol.Welcome:
+    def _welcome_frame(self, session: SessionHandle, resumed: bool, ref: protocol.Ref) -> protocol.Welcome:
         parts = self.parts
         config = parts.config
         return protocol.Welcome(

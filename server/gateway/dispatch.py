@@ -13,13 +13,13 @@ from typing import Any
 from server import protocol
 from server.errors import BadRequest, Conflict, TooLarge, Unavailable
 from server.gateway.parts import GatewayParts
-from server.sessions.session import Session
+from server.sessions.session import SessionHandle
 from server.store.base import NewUserMessage, Restarted
 from server.turns.state import TurnRequest
 
 
 class FrameHandler:
-    def __init__(self, parts: GatewayParts, session: Session):
+    def __init__(self, parts: GatewayParts, session: SessionHandle):
         self.parts = parts
         self.session = session
         self.user = session.user
@@ -48,7 +48,7 @@ class FrameHandler:
                 self.session.open_conversations.discard(conversation_id)
                 return protocol.Ok()
             case protocol.Approve(call_id=call_id, decision=decision):
-                self.parts.tools.approvals.decide(self.user.id, call_id, decision)
+                await self.parts.tools.approvals.decide_anywhere(self.user.id, call_id, decision)
                 return protocol.Ok()
             case protocol.ToolInvoke():
                 outcome = await self.parts.tools.call_direct(
@@ -87,7 +87,8 @@ class FrameHandler:
             # (Guarantee 1), whatever runs in the conversation.
             if not await parts.store.message_accepted(self.user.id, frame.client_msg_id):
                 raise
-        # Turns per minute and the day's token quota, before anything is stored.
+        # The day's token quota and turns per minute (this send counted), before anything
+        # is stored.
         await parts.guard.check(self.user, frame.client_msg_id)
         new = NewUserMessage(
             user_id=self.user.id,
@@ -116,7 +117,6 @@ class FrameHandler:
             answer_message_id=accepted.answer_id or None,
         )
         if accepted.created:
-            await parts.guard.counted(self.user)
             self._announce(frame, accepted.conversation_id, accepted.message_id, accepted.turn_id)
         return ack
 
@@ -146,7 +146,6 @@ class FrameHandler:
         )
         self.session.open_conversations.add(restarted.conversation_id)
         if restarted.created:
-            await parts.guard.counted(self.user)
             self._restarted[restarted.turn_id] = restarted
         return protocol.Regenerated(
             conversation_id=restarted.conversation_id,

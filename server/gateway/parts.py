@@ -11,11 +11,10 @@ from server.config.settings import Config
 
 if TYPE_CHECKING:
     from server.auth.identity import Authenticator
+    from server.bus.base import Publisher, SessionDirectory
     from server.models.selector import Selector
     from server.observability.metrics import Metrics
     from server.prompts.library import PromptLibrary
-    from server.sessions.fanout import Fanout
-    from server.sessions.registry import SessionRegistry
     from server.store.base import Store
     from server.tools.executor import ToolExecutor
     from server.turns.guard import TurnGuard
@@ -27,8 +26,8 @@ class GatewayParts:
     live: LiveConfig
     store: Store
     authenticator: Authenticator
-    sessions: SessionRegistry
-    fanout: Fanout
+    sessions: SessionDirectory
+    fanout: Publisher
     turns: TurnRunner
     guard: TurnGuard
     tools: ToolExecutor

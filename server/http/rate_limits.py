@@ -1,5 +1,6 @@
-"""HTTP request rates, per caller, with slowapi on `limits.storage_uri` (memory by default;
-Redis when several processes share the load).
+"""HTTP request rates, per caller, with slowapi on the storage `server.limits_storage` picks
+(memory by default; Redis when several processes share the load). While Redis cannot be
+reached, slowapi counts in this process's memory and tries Redis again now and then.
 
 Frames per connection live and die with one socket (`server.gateway.frame_windows`); turns
 per minute and daily quotas are the turn guard's (`server.turns.guard`).
@@ -23,6 +24,7 @@ from starlette.responses import Response
 from server.auth.identity import bearer_token
 from server.config.live import LiveConfig
 from server.http.errors import error_response
+from server.limits_storage import is_redis, storage_options, storage_uri
 
 if TYPE_CHECKING:
     from server.observability.metrics import Metrics
@@ -41,6 +43,7 @@ def build_http_limiter(live: LiveConfig) -> Limiter:
     health probes exempt), and `limits.logins_per_minute` per address on `POST /auth/login`.
     The rates are read live; the storage and switching limits on or off need a restart."""
     settings = live.current.limits
+    uri = storage_uri(live.current)
 
     def request_key(request: Request) -> str:
         """Per API key or login when the request carries one, else per client address.
@@ -56,7 +59,11 @@ def build_http_limiter(live: LiveConfig) -> Limiter:
         return Limiter(
             key_func=request_key,
             default_limits=[lambda: f"{max(live.current.limits.http_per_minute, 1)}/minute"],
-            storage_uri=settings.storage_uri,
+            storage_uri=uri,
+            # slowapi types the options as strings only; timeouts are floats.
+            storage_options=storage_options(live.current, uri),  # type: ignore[arg-type]
+            # The same limits, counted per process, while Redis is down.
+            in_memory_fallback_enabled=is_redis(uri),
             strategy="moving-window",
             key_style="endpoint",  # a Mount (static files) has no endpoint: not limited
             enabled=settings.http_per_minute > 0,

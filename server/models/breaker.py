@@ -9,6 +9,10 @@ let through as the probe; everyone else still sees the circuit as open until the
 reports back. A misconfigured model (bad key, unknown model) opens the circuit at once: one
 such answer is enough to know the next call fails too. Time comes from an injected clock so
 tests need not wait.
+
+`on_change` hears of each time the breaker opens or closes on its own verdict; `open_for`
+and `close` apply a verdict reached elsewhere (another node's, `server.models.shared_breakers`)
+without telling `on_change`, so a verdict is never echoed back.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class CircuitBreaker:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        on_change: Callable[[CircuitBreaker], None] | None = None,
     ):
         self.threshold = max(failures, 1)
         self.cooldown_s = cooldown_s
@@ -39,6 +44,7 @@ class CircuitBreaker:
         self.last_error: str | None = None
         self.last_error_at: float | None = None  # wall-clock seconds, for people
         self.misconfigured: str | None = None  # why, until a call succeeds again
+        self.on_change = on_change
 
     @property
     def state(self) -> State:
@@ -59,24 +65,50 @@ class CircuitBreaker:
         return False
 
     def record_success(self) -> None:
+        was_open = self.opened_at is not None
+        self.close()
+        if was_open:
+            self._changed()
+
+    def record_misconfigured(self, error: str) -> None:
+        """The model cannot work as configured: open the circuit now, whatever the count."""
+        self.misconfigured = error
+        self._fail(error, reopen=True)
+
+    def record_failure(self, error: str) -> None:
+        # A failed probe reopens at once, restarting the cool-down.
+        self._fail(error, reopen=self.probing or self.consecutive_failures + 1 >= self.threshold)
+
+    def _fail(self, error: str, *, reopen: bool) -> None:
+        self.consecutive_failures += 1
+        self.last_error = error
+        self.last_error_at = self.wall()
+        self.probing = False
+        if reopen:
+            self.opened_at = self.clock()
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self)
+
+    def open_for(
+        self, seconds: float, *, error: str, error_at: float, misconfigured: str | None = None
+    ) -> None:
+        """Another node opened this model's circuit: stay open at least `seconds` (never
+        shortening an opening of this node's own), then probe as usual."""
+        opened_at = self.clock() - self.cooldown_s + seconds
+        if self.opened_at is None or opened_at > self.opened_at:
+            self.opened_at = opened_at
+        self.last_error, self.last_error_at = error, error_at
+        self.misconfigured = misconfigured or self.misconfigured
+
+    def close(self) -> None:
+        """Closed, failures forgotten: this node's probe, or another node's, succeeded."""
         self.consecutive_failures = 0
         self.opened_at = None
         self.probing = False
         self.misconfigured = None
-
-    def record_misconfigured(self, error: str) -> None:
-        """The model cannot work as configured: open the circuit now, whatever the count."""
-        self.record_failure(error)
-        self.misconfigured = error
-        self.opened_at = self.clock()
-
-    def record_failure(self, error: str) -> None:
-        self.consecutive_failures += 1
-        self.last_error = error
-        self.last_error_at = self.wall()
-        if self.probing or self.consecutive_failures >= self.threshold:
-            self.opened_at = self.clock()  # (re)open: a failed probe restarts the cool-down
-        self.probing = False
 
     def release(self) -> None:
         """The call ended without a verdict (cancelled, deadline): let another probe go."""

@@ -37,6 +37,7 @@ What `stream()` does when a call fails:
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -122,6 +123,8 @@ class Selector:
 
     `clock` drives the breakers, `rand` the jitter and `sleep` the waits between retries;
     tests inject their own. Deadlines are always `time.monotonic()` values.
+    `on_breaker_change(model, breaker)` hears each circuit this selector opens or closes
+    (to share it with other nodes: `server.models.shared_breakers`); it must not block.
     """
 
     def __init__(
@@ -133,6 +136,7 @@ class Selector:
         rand: Callable[[], float] = random.random,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         metrics: Metrics | None = None,
+        on_breaker_change: Callable[[str, CircuitBreaker], None] | None = None,
     ):
         self._live = as_live(config)
         self.providers = providers
@@ -140,6 +144,7 @@ class Selector:
         self.rand = rand
         self.sleep = sleep
         self.metrics = metrics or Metrics()
+        self.on_breaker_change = on_breaker_change
         self._breakers: dict[str, CircuitBreaker] = {}
         self._misconfigured: dict[str, str] = {}  # model → the error last logged for it
 
@@ -196,8 +201,10 @@ class Selector:
     def breaker(self, name: str) -> CircuitBreaker:
         if name not in self._breakers:
             routing = self.config.routing
+            hook = self.on_breaker_change
             self._breakers[name] = CircuitBreaker(
-                routing.breaker_failures, routing.breaker_cooldown_s, clock=self.clock
+                routing.breaker_failures, routing.breaker_cooldown_s, clock=self.clock,
+                on_change=None if hook is None else functools.partial(hook, name),
             )
         return self._breakers[name]
 

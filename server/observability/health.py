@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from server.models.selector import Selector
@@ -16,21 +16,32 @@ if TYPE_CHECKING:
 STORE_PING_TIMEOUT_S = 0.05
 # The retried write after a failed one (it waits for an fsync).
 STORE_WRITE_TIMEOUT_S = 0.5
+# The session bus (Redis), likewise: without it this node can neither resume nor fan out.
+BUS_PING_TIMEOUT_S = 0.05
+
+
+class Pingable(Protocol):
+    async def ping(self) -> None: ...
 
 
 class Readiness:
     """Whether this process should get traffic: what `/readyz` and the `ready` gauge say."""
 
-    def __init__(self, store: Store, selector: Selector, draining: Callable[[], bool]):
+    def __init__(
+        self, store: Store, selector: Selector, draining: Callable[[], bool],
+        bus: Pingable | None = None,
+    ):
         self.store = store
         self.selector = selector
         self.draining = draining
+        self.bus = bus
 
     async def problems(self) -> list[str]:
         """Why this process should not get traffic now; empty when it is ready.
 
         Not ready: draining; the store not answering a trivial query within
-        `STORE_PING_TIMEOUT_S`, or unable to write; every model's circuit open (nothing
+        `STORE_PING_TIMEOUT_S`, or unable to write; the session bus not answering within
+        `BUS_PING_TIMEOUT_S`; every model's circuit open (nothing
         could answer a turn)."""
         problems: list[str] = []
         if self.draining():
@@ -44,6 +55,7 @@ class Readiness:
             problems.append(f"store: {type(exc).__name__}")
         else:
             problems.extend(await self._write_problems())
+        problems.extend(await self._bus_problems())
         states = {name: status["state"] for name, status in self.selector.status().items()}
         if states and all(state == "open" for state in states.values()):
             problems.append("models: every circuit is open (" + ", ".join(sorted(states)) + ")")
@@ -56,6 +68,18 @@ class Readiness:
         instance shares the config, so pulling this one out of the pool would not help."""
         misconfigured = self.selector.misconfigured()
         return {"misconfigured_models": misconfigured} if misconfigured else {}
+
+    async def _bus_problems(self) -> list[str]:
+        if self.bus is None:
+            return []
+        try:
+            async with asyncio.timeout(BUS_PING_TIMEOUT_S):
+                await self.bus.ping()
+        except TimeoutError:
+            return [f"bus: no answer within {BUS_PING_TIMEOUT_S:g} s"]
+        except Exception as exc:  # noqa: BLE001 - any failure of the bus means not ready
+            return [f"bus: {type(exc).__name__}"]
+        return []
 
     async def _write_problems(self) -> list[str]:
         """A store whose last write failed (disk full, file read-only or damaged) is not

@@ -1,7 +1,8 @@
 """Who hears about what: a user's sessions, by the conversations they have open.
 
-This is the seam a multi-process deployment replaces with a shared bus (Redis pub/sub):
-the turn runner and the gateway publish here, never to sessions directly.
+The in-process `Publisher` (`server.bus.base`); several processes share one through Redis
+(`server.bus.redis.fanout`). The turn runner and the gateway publish here, never to
+sessions directly.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Iterable
 
 from server import protocol
 from server.sessions.registry import SessionRegistry
-from server.sessions.session import Session, encode_event
+from server.sessions.session import Session, SessionHandle, encode_event
 
 
 class Fanout:
@@ -23,7 +24,7 @@ class Fanout:
         self._publish((s for s in sessions if conversation_id in s.open_conversations), event)
 
     def message_stored(
-        self, user_id: str, message: protocol.Message, *, origin: Session | None
+        self, user_id: str, message: protocol.Message, *, origin: SessionHandle | None
     ) -> None:
         """A message one session stored is news to the user's other sessions (other tabs)."""
         event = protocol.MessageEvent(conversation_id=message.conversation_id, message=message)

@@ -1,4 +1,6 @@
-"""Every live session of this process, by id and by user: create, resume, expire, drop."""
+"""Every live session of this process, by id and by user: create, resume, expire, drop.
+
+The in-process `SessionDirectory` (`server.bus.base`): a deployment of one process."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from server import protocol
-from server.sessions.session import Session
+from server.sessions.session import Outlet, Session, SessionHandle
 from server.store.base import UserRecord
 
 if TYPE_CHECKING:
@@ -59,7 +61,26 @@ class SessionRegistry:
         self._by_user.setdefault(user.id, {})[session.id] = session
         return session
 
-    def drop(self, session: Session) -> None:
+    # -- the directory's asynchronous face (the bus's may wait on the network) ----------
+
+    async def open(self, user: UserRecord) -> Session:
+        return self.create(user)
+
+    async def resume(self, user: UserRecord, resume: protocol.ResumeInfo) -> Session | None:
+        return self.find_resumable(user, resume)
+
+    async def attach(
+        self, session: SessionHandle, outlet: Outlet, welcome: bytes, *, last_seq: int | None
+    ) -> int:
+        assert isinstance(session, Session)  # this directory only hands out its own
+        session.attach(outlet, welcome, last_seq=last_seq)
+        return session.seq - last_seq if last_seq is not None else 0  # all were buffered
+
+    def detach(self, session: SessionHandle, outlet: Outlet) -> None:
+        if isinstance(session, Session):
+            session.detach(outlet)
+
+    def drop(self, session: SessionHandle) -> None:
         """Forget a session: it can no longer be resumed."""
         self.sessions.pop(session.id, None)
         mine = self._by_user.get(session.user.id)

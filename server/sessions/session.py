@@ -14,7 +14,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, MutableSet
 from typing import Protocol
 
 import msgspec
@@ -38,6 +38,35 @@ class Outlet(Protocol):
 
     def close(self, code: int, reason: str = "", *, flush: bool = True) -> None:
         """Close the socket with a code from PROTOCOL.md's table, after what is queued."""
+
+
+class SessionHandle(Protocol):
+    """What the gateway, revocation and status see of a session, wherever it lives: this
+    process's memory (`Session`) or the bus (`server.bus.redis.sessions.RemoteSession`)."""
+
+    # The credential that let the latest socket in (see `server.auth.revocation`).
+    key_id: str | None
+    login_id: str | None
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def resume_token(self) -> str: ...
+
+    @property
+    def user(self) -> UserRecord: ...
+
+    @property
+    def seq(self) -> int:
+        """The seq of the newest event: what `welcome.last_seq` says."""
+
+    @property
+    def outlet(self) -> Outlet | None: ...
+
+    @property
+    def open_conversations(self) -> MutableSet[str]:
+        """The conversations whose turns this session hears about."""
 
 
 def encode_event(event: protocol.Event) -> bytes:

@@ -54,6 +54,17 @@ class Restarted(msgspec.Struct, kw_only=True):
     created: bool
 
 
+class StreamingAnswer(msgspec.Struct, kw_only=True):
+    """An answer still `streaming`, as `streaming_answers` lists it: enough to tell whose
+    turn it is and to end it (`abandon_answer`)."""
+
+    message_id: str
+    turn_id: str
+    user_id: str
+    conversation_id: str
+    created_at: str  # when its turn started (a regenerated answer: when it was restarted)
+
+
 class NewUserMessage(msgspec.Struct, kw_only=True):
     user_id: str
     client_msg_id: str
@@ -129,6 +140,29 @@ class Store(Protocol):
 
     async def recover(self) -> int:
         """At start-up: mark messages left `streaming` by a crash `incomplete`. Returns count."""
+
+    async def abandon_answer(self, message_id: str, *, turn_id: str | None = None) -> Message | None:
+        """End one answer whose turn nobody runs any more (its node died): if it is an
+        assistant message still `streaming` (and, when `turn_id` is given, still that
+        turn's), mark it `incomplete` with the content checkpointed so far and return it.
+        None when it is not streaming (finished, cancelled, abandoned already), belongs to
+        another turn now (regenerated since it was listed) or does not exist.
+
+        Atomic: of several concurrent calls for one answer, exactly one gets the message.
+        Against the turn's own writes, the same rule as after `recover()`: a later
+        `checkpoint_message` changes nothing, a later `finish_message` wins (its final
+        content and status replace `incomplete`), and after `finish_message` this returns
+        None and changes nothing. Neither ever makes the answer `streaming` again; only
+        `restart_answer` (a new turn) does, which is what `turn_id` guards against."""
+
+    async def streaming_answers(
+        self, *, created_before: str, limit: int = 1000
+    ) -> list[StreamingAnswer]:
+        """Assistant messages still `streaming` whose `created_at` is before
+        `created_before` (an RFC 3339 time), oldest first, at most `limit`: the answers a
+        surviving node checks for a dead owner. Cheap enough to run every few seconds on
+        every node (an index holds only the streaming messages). BadRequest for a time that
+        is not RFC 3339."""
 
     async def ping(self) -> None:
         """Raise if the store cannot answer a trivial query (readiness)."""
@@ -220,6 +254,10 @@ class Store(Protocol):
         """Store a copy of an exported conversation for `user_id`; returns its new id."""
 
     # -- accounts: users, API keys, browser logins, audit log, usage (see store/accounts.py)
+
+    async def shared_secret(self, name: str) -> bytes | None:
+        """A secret every process of the deployment shares, made by the first to ask; None
+        where the store has no place for one (SQLite: `auth.cookies` keeps it in a file)."""
 
     async def auth_configured(self) -> bool:
         """Whether any user other than the built-in `local` one, or any API key, exists."""

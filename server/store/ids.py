@@ -10,6 +10,8 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
+from server.errors import BadRequest
+
 CONVERSATION = "c_"
 MESSAGE = "m_"
 TURN = "t_"
@@ -38,3 +40,12 @@ def format_time(moment: datetime) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def stored_time(value: str) -> str:
+    """An RFC 3339 time from a caller in the stored form, so that comparing it with stored
+    times as text compares them as times; BadRequest if it is not one."""
+    try:
+        return format_time(datetime.fromisoformat(value))
+    except ValueError:
+        raise BadRequest(f"not an RFC 3339 time: {value!r}") from None

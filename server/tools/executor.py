@@ -21,6 +21,9 @@ from server.config.settings import Config
 from server.errors import BadRequest, ChinwagError, Forbidden, NotFound, validation_parts
 from server.store.base import Store, UserRecord
 from server.tools.approvals import Approvals
+
+if TYPE_CHECKING:
+    from server.bus.base import CallDirectory
 from server.tools.capabilities import ServerStatus, ServerView, SettingsView, UserData
 from server.tools.context import ToolContext
 from server.tools.decorator import Policy, ToolHandler
@@ -67,6 +70,7 @@ class ToolExecutor:
         metrics: Metrics,
         apply_config: Callable[[Config], list[str]],
         report: Report,
+        calls: CallDirectory | None = None,
     ):
         self.registry = registry
         self._live = as_live(config)
@@ -74,7 +78,7 @@ class ToolExecutor:
         self.metrics = metrics
         self._apply_config = apply_config
         self._report = report
-        self.approvals = Approvals()
+        self.approvals = Approvals(calls)
 
     @property
     def config(self) -> Config:

@@ -1,7 +1,8 @@
 """The turn guard: a `send` is checked before its message is stored, against the user's
-turns per minute (the `limits` library, on `limits.storage_uri`) and the day's token quota
-(counted from the store, so it holds across restarts and processes; the clock is
-injectable to test midnight)."""
+turns per minute (the `limits` library, on the storage `server.limits_storage` picks:
+shared by every node when there is a bus) and the day's token quota (counted from the
+store, so it holds across restarts and processes; the clock is injectable to test
+midnight)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import limits
-import limits.aio.strategies
-import limits.storage
 
 from server.auth.identity import LOCAL_USER
 from server.config.live import LiveConfig, as_live
 from server.config.settings import Config
 from server.errors import QuotaExceeded, RateLimited
+from server.limits_storage import Windows
 from server.store.base import Store, UserRecord
 from server.store.ids import format_time
 
@@ -48,39 +48,35 @@ class TurnGuard:
         self.store = store
         self.metrics = metrics
         self.clock = clock
-        # The storage is chosen once: `limits.storage_uri` needs a restart.
-        async_uri = _async_uri(self._live.current.limits.storage_uri)
-        self.limiter = limits.aio.strategies.MovingWindowRateLimiter(
-            limits.storage.storage_from_string(async_uri)  # type: ignore[arg-type]
-        )
+        # The storage is chosen once: `limits.storage_uri` and `bus` need a restart.
+        self.limiter = Windows(self._live.current)
 
     def _turn_item(self) -> limits.RateLimitItem | None:
         per_minute = self._live.current.limits.turns_per_minute
         return limits.RateLimitItemPerMinute(per_minute) if per_minute > 0 else None
 
     async def check(self, user: UserRecord, client_msg_id: str) -> None:
-        """Raise RateLimited or QuotaExceeded when this send may not start a turn."""
+        """Raise QuotaExceeded or RateLimited when this send may not start a turn; otherwise
+        the send is counted against the user's turns per minute, in the same step as the
+        check (`hit`), so sends arriving at once on any nodes cannot all slip under the
+        limit. A resend of a message already stored is neither refused nor counted.
+
+        A send counted here whose message then cannot be stored (the store is away) stays
+        counted: the window errs on the side of the limit."""
+        if client_msg_id and await self.store.message_accepted(user.id, client_msg_id):
+            return
+        await self._check_quota(user)
         try:
-            await self._check_rate(user)
-            await self._check_quota(user)
-        except (RateLimited, QuotaExceeded) as refusal:
-            if await self.store.message_accepted(user.id, client_msg_id):
-                return
-            if isinstance(refusal, RateLimited):  # a resend let through is no refusal
-                self.metrics.rate_limited.labels("turns").inc()
+            await self._take_turn(user)
+        except RateLimited:
+            self.metrics.rate_limited.labels("turns").inc()
             raise
 
-    async def counted(self, user: UserRecord) -> None:
-        """A new turn was accepted: count it against the user's turns per minute."""
-        item = self._turn_item()
-        if item is not None and user.id != LOCAL_USER.id:
-            await self.limiter.hit(item, "turns", user.id)
-
-    async def _check_rate(self, user: UserRecord) -> None:
+    async def _take_turn(self, user: UserRecord) -> None:
         item = self._turn_item()
         if item is None or user.id == LOCAL_USER.id:
             return
-        if not await self.limiter.test(item, "turns", user.id):
+        if not await self.limiter.hit(item, "turns", user.id):
             stats = await self.limiter.get_window_stats(item, "turns", user.id)
             retry_after = max(0.1, round(stats.reset_time - time.time(), 1))
             raise RateLimited(
@@ -109,7 +105,3 @@ class TurnGuard:
                 details={"quota": quota, "used": used, "resets_at": format_time(midnight)},
                 retry_after=retry_after,
             )
-
-
-def _async_uri(uri: str) -> str:
-    return uri if uri.startswith("async+") else f"async+{uri}"

@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 import structlog
 
 from server import protocol
+from server.bus.base import Publisher, TurnDirectory
+from server.bus.local import LocalTurns
 from server.config.live import LiveConfig, as_live
 from server.config.settings import Config
 from server.errors import ChinwagError, Conflict, Internal, NotFound, Timeout
@@ -28,7 +30,6 @@ from server.models.base import ModelRequest, ToolSpec
 from server.models.selector import Selection, Selector
 from server.observability.metrics import Metrics
 from server.prompts.library import PromptLibrary
-from server.sessions.fanout import Fanout
 from server.store.base import Store
 from server.tools.executor import ToolExecutor
 from server.turns.history_budget import build_context, estimate_tokens
@@ -50,9 +51,10 @@ class TurnRunner:
         store: Store,
         selector: Selector,
         prompts: PromptLibrary,
-        fanout: Fanout,
+        fanout: Publisher,
         tools: ToolExecutor,
         metrics: Metrics | None = None,
+        directory: TurnDirectory | None = None,
     ):
         self._live = as_live(config)
         self.store = store
@@ -61,6 +63,8 @@ class TurnRunner:
         self.fanout = fanout
         self.tools = tools
         self.metrics = metrics or Metrics()
+        # Where other processes learn that a turn runs here (to route a `cancel` to it).
+        self.directory = directory or LocalTurns()
         self.rounds = RoundRunner(config=self._live, selector=selector, tools=tools, publish=self._publish)
         self.running: dict[str, RunningTurn] = {}
         self._locks = ConversationLocks()
@@ -87,19 +91,44 @@ class TurnRunner:
     def start(self, request: TurnRequest) -> RunningTurn:
         turn = RunningTurn(request)
         self.running[request.turn_id] = turn
+        # Registered before anything of the turn is published: whoever learns its id can
+        # cancel it from any node.
+        self.directory.running(
+            request.turn_id, user_id=request.user.id,
+            conversation_id=request.conversation_id, message_id=turn.message_id,
+        )
         turn.task = asyncio.create_task(self._run(turn), name=f"turn {request.turn_id}")
         return turn
 
+    def register_running(self) -> None:
+        """Tell the directory again about every turn running here (it lost them)."""
+        for turn in list(self.running.values()):
+            request = turn.request
+            self.directory.running(
+                request.turn_id, user_id=request.user.id,
+                conversation_id=request.conversation_id, message_id=turn.message_id,
+            )
+
     async def cancel(self, user_id: str, turn_id: str) -> None:
-        """Stop a running turn of this user. An ended turn is fine; an unknown one is not."""
+        """Stop a running turn of this user, here or on the node that runs it. An ended
+        turn is fine; an unknown one is not."""
+        if self.cancel_here(user_id, turn_id):
+            return
+        if await self.directory.route_cancel(user_id, turn_id):
+            return
+        if await self.store.turn_exists(user_id, turn_id):
+            return
+        raise NotFound("turn not found")
+
+    def cancel_here(self, user_id: str, turn_id: str) -> bool:
+        """Stop the user's turn if it runs in this process; False if it does not."""
         turn = self.running.get(turn_id)
         if turn is None or turn.request.user.id != user_id:
-            if await self.store.turn_exists(user_id, turn_id):
-                return
-            raise NotFound("turn not found")
+            return False
         if turn.task is not None and turn.cancel_reason is None and not turn.finishing:
             turn.cancel_reason = "cancel"
             turn.task.cancel()
+        return True
 
     async def drain(self, grace_s: float) -> None:
         """Shutdown: let running turns finish for `grace_s`, then stop and checkpoint them."""
@@ -140,6 +169,7 @@ class TurnRunner:
                     await self._finish_unstarted(turn, outcome)
             finally:
                 self.running.pop(request.turn_id, None)
+                self.directory.ended(request.turn_id)
 
     async def _execute(self, turn: RunningTurn) -> None:
         request = turn.request

@@ -102,7 +102,7 @@ def test_show_never_prints_a_secret(capsys, tmp_path, monkeypatch):
 
 def test_the_declared_secrets():
     assert secret_settings() == {
-        ("limits", "storage_uri"), ("models", "*", "base_url"), ("store", "url"),
+        ("bus", "url"), ("limits", "storage_uri"), ("models", "*", "base_url"), ("store", "url"),
     }
 
 
@@ -113,6 +113,7 @@ def test_the_declared_secrets():
         ("limits.storage_uri", "redis://ann:hunter2@cache", f"redis://ann:{MASK}@cache"),
         ("limits.storage_uri", "memory://", "memory://"),
         ("store.url", "postgresql://ann:hunter2@db:5432/chinwag", f"postgresql://ann:{MASK}@db:5432/chinwag"),
+        ("bus.url", "redis://:hunter2@cache:6379/0", f"redis://:{MASK}@cache:6379/0"),
         ("models.m.base_url", "http://127.0.0.1:11434/v1", "http://127.0.0.1:11434/v1"),
         ("models.m.base_url", "hunter2", MASK),
         ("models.odd.name.base_url", "http://u:hunter2@h/v1", f"http://u:{MASK}@h/v1"),

@@ -52,7 +52,7 @@ def test_restart_only_settings_say_so(key):
     row = documented()[key]
     needs = any(key == n or key.startswith(n + ".") for n in RESTART_REQUIRED)
     section = key.split(".")[0]
-    if section == "store":
-        assert needs  # the whole [store] table says "Every key here needs a restart"
+    if section in ("store", "bus"):
+        assert needs  # the whole table says "Every key here needs a restart"
     elif section not in ("models", "routing"):
         assert row.rstrip(" |").endswith("restart") == needs

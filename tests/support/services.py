@@ -21,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,3 +182,100 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """A fresh, migrated database of the session's PostgreSQL."""
     return postgres_server.new_database()
+
+
+# -- Redis ------------------------------------------------------------------------------
+
+
+class RedisServer:
+    """A private Redis: no persistence, 127.0.0.1 on a free port, its files in a temporary
+    folder. Runs as the current user (Redis, unlike PostgreSQL, does not mind root)."""
+
+    def __init__(self, program: str) -> None:
+        self.program = program
+        self.folder = Path(tempfile.mkdtemp(prefix="chinwag-redis-"))
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        log = open(self.folder / "log", "wb")  # noqa: SIM115  # lives as long as the server
+        self.process = subprocess.Popen(
+            [self.program, "--bind", "127.0.0.1", "--port", str(self.port), "--dir",
+             str(self.folder), "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.folder,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServiceError(
+                    f"redis-server exited with {self.process.returncode}: "
+                    + (self.folder / "log").read_text(errors="replace")[-2000:]
+                )
+            if self.command("PING") == "PONG":
+                return
+            time.sleep(0.05)
+        raise ServiceError(f"redis-server did not answer on port {self.port} in {START_TIMEOUT_S} s")
+
+    def command(self, *args: str) -> str | None:
+        """One command in RESP over a plain socket; its reply line, or None if refused."""
+        request = b"*%d\r\n" % len(args) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args
+        )
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                sock.sendall(request)
+                reply = sock.recv(65536).decode(errors="replace")
+        except OSError:
+            return None
+        return reply[1:].split("\r\n", 1)[0]
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def start_redis() -> RedisServer:
+    """Install Redis if needed, then start a private server. Raises ServiceError."""
+    program = shutil.which("redis-server")
+    if program is None:
+        done = subprocess.run([str(ENSURE)], capture_output=True, text=True, check=False)
+        program = shutil.which("redis-server")
+        if program is None:
+            raise ServiceError(
+                f"Redis is not installed and {ENSURE.name} failed: {done.stderr.strip()}"
+            )
+    server = RedisServer(program)
+    try:
+        server.start()
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """The session's private Redis (fails in CI when it cannot start, skips elsewhere)."""
+    try:
+        server = start_redis()
+    except (ServiceError, OSError) as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis did not start (CI needs it): {exc}", pytrace=False)
+        pytest.skip(f"Redis not available: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied: each test starts with no keys."""
+    if redis_server.command("FLUSHALL") != "OK":
+        raise ServiceError("FLUSHALL failed")
+    return redis_server.url()

@@ -21,6 +21,16 @@ _KEY_COLUMNS = (
 # ----------------------------------------------------------------------------- reads
 
 
+async def shared_secret(conn: asyncpg.Connection, name: str, candidate: str) -> str:
+    """The deployment's secret `name`: `candidate` if no process made one before."""
+    await conn.execute(
+        "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (name) DO NOTHING",
+        name, candidate, ids.utc_now(),
+    )
+    return str(await conn.fetchval("SELECT value FROM secrets WHERE name = $1", name))
+
+
 async def auth_configured(conn: asyncpg.Connection) -> bool:
     return bool(await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM users WHERE id != $1) OR EXISTS (SELECT 1 FROM api_keys)",

@@ -235,6 +235,23 @@ async def delete_conversation(conn: asyncpg.Connection, user_id: str, conversati
         raise NotFound("conversation not found")
 
 
+async def abandon_answer(
+    conn: asyncpg.Connection, message_id: str, turn_id: str | None
+) -> Message | None:
+    """Mark one streaming answer `incomplete`, its checkpointed content kept; None when it
+    is not streaming (or not of `turn_id`). One statement: a concurrent caller waits for
+    the row lock, then finds the status changed and updates nothing. It takes no
+    conversation lock (it does not touch the conversation), so the lock order of
+    `finish_message` is kept."""
+    row = await conn.fetchrow(
+        "UPDATE messages SET status = 'incomplete'"
+        " WHERE id = $1 AND status = 'streaming' AND role = 'assistant'"
+        f" AND ($2::text IS NULL OR turn_id = $2) RETURNING {MESSAGE_COLUMNS}",
+        message_id, turn_id,
+    )
+    return None if row is None else to_message(row)
+
+
 async def recover(conn: asyncpg.Connection) -> int:
     status = await conn.execute(
         "UPDATE messages SET status = 'incomplete' WHERE status = 'streaming'"

@@ -139,9 +139,29 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 """
 
+# `streaming_answers` runs every few seconds on every node: the streaming messages by age
+# (ties by `seq`), so that its range, order and limit are one index walk. It also serves
+# `recover()`, so it replaces the index on `status` alone.
+_STREAMING = """
+CREATE INDEX messages_streaming_by_age ON messages (created_at, seq) WHERE status = 'streaming';
+DROP INDEX messages_streaming;
+"""
+
+# Secrets every process of a deployment must share (the cookie-signing key), made once by
+# whichever process needs one first. SQLite keeps its secret in a file beside the database.
+_SECRETS = """
+CREATE TABLE secrets (
+    name       TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "message full-text search", _SEARCH),
+    Migration(3, "streaming answers by age", _STREAMING),
+    Migration(4, "shared secrets", _SECRETS),
 )
 
 _LEDGER = """

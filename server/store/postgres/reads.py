@@ -7,7 +7,8 @@ import asyncpg
 
 from server.errors import NotFound
 from server.protocol import Conversation, Message
-from server.store.base import UserRecord
+from server.store.base import StreamingAnswer, UserRecord
+from server.store.ids import stored_time
 from server.store.postgres.rows import (
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
@@ -85,6 +86,31 @@ async def turn_exists(conn: asyncpg.Connection, user_id: str, turn_id: str) -> b
         "SELECT 1 FROM messages WHERE turn_id = $1 AND user_id = $2 LIMIT 1", turn_id, user_id
     )
     return row is not None
+
+
+# Walks the index `messages_streaming_by_age` (a test checks the plan).
+STREAMING_ANSWERS = (
+    "SELECT id, turn_id, user_id, conversation_id, created_at FROM messages"
+    " WHERE status = 'streaming' AND role = 'assistant' AND created_at < $1"
+    " ORDER BY created_at, seq LIMIT $2"
+)
+
+
+async def streaming_answers(
+    conn: asyncpg.Connection, *, created_before: str, limit: int
+) -> list[StreamingAnswer]:
+    """Streaming answers created before `created_before`, oldest first."""
+    rows = await conn.fetch(STREAMING_ANSWERS, stored_time(created_before), max(limit, 0))
+    return [
+        StreamingAnswer(
+            message_id=row["id"],
+            turn_id=row["turn_id"],
+            user_id=row["user_id"],
+            conversation_id=row["conversation_id"],
+            created_at=row["created_at"],
+        )
+        for row in rows
+    ]
 
 
 async def conversation_row(

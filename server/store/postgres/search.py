@@ -9,13 +9,11 @@ with SQLite's `match_expression`.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import asyncpg
 
-from server.errors import BadRequest, NotFound
+from server.errors import NotFound
 from server.store.base import SearchHit
-from server.store.ids import format_time
+from server.store.ids import stored_time
 from server.store.postgres.rows import no_nul
 
 SNIPPET_WORDS = 24
@@ -116,9 +114,4 @@ def _snippet(headline: str, text: str, marks: tuple[str, str]) -> str:
 
 def _time(value: str | None) -> str | None:
     """An RFC 3339 bound in the stored form, so that text comparison is time comparison."""
-    if value is None:
-        return None
-    try:
-        return format_time(datetime.fromisoformat(value))
-    except ValueError:
-        raise BadRequest(f"not an RFC 3339 time: {value!r}") from None
+    return None if value is None else stored_time(value)

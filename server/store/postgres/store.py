@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -25,6 +26,7 @@ from server.store.base import (
     NewUserMessage,
     Restarted,
     SearchHit,
+    StreamingAnswer,
     UserRecord,
 )
 from server.store.postgres import accounts, messages, reads, search
@@ -86,6 +88,14 @@ class PostgresStore:
 
     async def recover(self) -> int:
         return await self._write(messages.recover)
+
+    async def abandon_answer(self, message_id: str, *, turn_id: str | None = None) -> Message | None:
+        return await self._write(messages.abandon_answer, message_id, turn_id)
+
+    async def streaming_answers(
+        self, *, created_before: str, limit: int = 1000
+    ) -> list[StreamingAnswer]:
+        return await self._read(reads.streaming_answers, created_before=created_before, limit=limit)
 
     async def ping(self) -> None:
         await self._read(_select_one)
@@ -189,6 +199,11 @@ class PostgresStore:
         return await self._write(messages.import_conversation, user_id, conversation, messages_)
 
     # ------------------------------------------------------------------------- accounts
+
+    async def shared_secret(self, name: str) -> bytes | None:
+        """One secret for every process on this database (see `auth.cookies`)."""
+        value = await self._write(accounts.shared_secret, name, secrets.token_hex(32))
+        return value.encode()
 
     async def auth_configured(self) -> bool:
         return await self._read(accounts.auth_configured)

@@ -275,6 +275,10 @@ class AccountsMixin:
     _read: Any
     _write: Any
 
+    async def shared_secret(self, name: str) -> bytes | None:
+        """None: one process per file, and its secret is a file beside the database."""
+        return None
+
     async def auth_configured(self) -> bool:
         return bool(await self._read(auth_configured))
 

@@ -135,11 +135,21 @@ CREATE INDEX api_keys_by_prefix ON api_keys (prefix);
 CREATE INDEX messages_usage_by_user ON messages (user_id, created_at) WHERE usage IS NOT NULL;
 """
 
+# `streaming_answers` runs every few seconds on every node: the streaming messages by age,
+# so that its range, order and limit are one index walk (ties in `created_at` go by the
+# rowid, `seq`, which every SQLite index ends with). It also serves `recover()`, so it
+# replaces the index on `status` alone.
+_STREAMING = """
+CREATE INDEX messages_streaming_by_age ON messages (created_at) WHERE status = 'streaming';
+DROP INDEX messages_streaming;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "message full-text search", _SEARCH),
     Migration(3, "messages by turn", _TURNS),
     Migration(4, "logins, audit log, key prefixes, usage by user", _ACCOUNTS),
+    Migration(5, "streaming answers by age", _STREAMING),
 )
 
 _LEDGER = """

@@ -6,13 +6,12 @@ Every query that takes a `user_id` filters on it, so another user's ids are NotF
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
 from typing import Any
 
-from server.errors import BadRequest, NotFound
+from server.errors import NotFound
 from server.protocol import Conversation, Message
-from server.store.base import SearchHit, UserRecord
-from server.store.ids import format_time
+from server.store.base import SearchHit, StreamingAnswer, UserRecord
+from server.store.ids import stored_time
 from server.store.records import (
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
@@ -133,6 +132,23 @@ def search_messages(
     return [_hit(row) for row in rows]
 
 
+# Walks the index `messages_streaming_by_age` (a test checks the plan).
+STREAMING_ANSWERS = (
+    "SELECT id, turn_id, user_id, conversation_id, created_at FROM messages"
+    " WHERE status = 'streaming' AND role = 'assistant' AND created_at < ?"
+    " ORDER BY created_at, seq LIMIT ?"
+)
+
+
+def streaming_answers(
+    conn: sqlite3.Connection, *, created_before: str, limit: int
+) -> list[StreamingAnswer]:
+    """Streaming answers created before `created_before`, oldest first."""
+    bounds = (stored_time(created_before), max(limit, 0))
+    rows = conn.execute(STREAMING_ANSWERS, bounds).fetchall()
+    return [_streaming_answer(row) for row in rows]
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -164,12 +180,17 @@ def _matching(query: str, params: list[Any], user_id: str) -> str:
 
 def _time(value: str | None) -> str | None:
     """An RFC 3339 bound in the stored form, so that text comparison is time comparison."""
-    if value is None:
-        return None
-    try:
-        return format_time(datetime.fromisoformat(value))
-    except ValueError:
-        raise BadRequest(f"not an RFC 3339 time: {value!r}") from None
+    return None if value is None else stored_time(value)
+
+
+def _streaming_answer(row: sqlite3.Row) -> StreamingAnswer:
+    return StreamingAnswer(
+        message_id=row["id"],
+        turn_id=row["turn_id"],
+        user_id=row["user_id"],
+        conversation_id=row["conversation_id"],
+        created_at=row["created_at"],
+    )
 
 
 def _hit(row: sqlite3.Row) -> SearchHit:

@@ -18,7 +18,14 @@ import aiosqlite
 
 from server.config.settings import StoreSettings
 from server.protocol import Conversation, Message
-from server.store.base import Accepted, NewUserMessage, Restarted, SearchHit, UserRecord
+from server.store.base import (
+    Accepted,
+    NewUserMessage,
+    Restarted,
+    SearchHit,
+    StreamingAnswer,
+    UserRecord,
+)
 from server.store.sqlite import imports, reads, writes
 from server.store.sqlite.accounts import AccountsMixin
 from server.store.sqlite.aiosqlite_bridge import run_in_thread
@@ -125,6 +132,14 @@ class SqliteStore(AccountsMixin):
 
     async def recover(self) -> int:
         return await self.writer.submit(writes.recover)
+
+    async def abandon_answer(self, message_id: str, *, turn_id: str | None = None) -> Message | None:
+        return await self._write(writes.abandon_answer, message_id, turn_id)
+
+    async def streaming_answers(
+        self, *, created_before: str, limit: int = 1000
+    ) -> list[StreamingAnswer]:
+        return await self._read(reads.streaming_answers, created_before=created_before, limit=limit)
 
     async def ping(self) -> None:
         await self._read(_select_one)

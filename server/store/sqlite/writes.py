@@ -222,6 +222,21 @@ def delete_conversation(conn: sqlite3.Connection, user_id: str, conversation_id:
         raise NotFound("conversation not found")
 
 
+def abandon_answer(
+    conn: sqlite3.Connection, message_id: str, turn_id: str | None
+) -> Message | None:
+    """Mark one streaming answer `incomplete`, its checkpointed content kept; None when it
+    is not streaming (or not of `turn_id`). The single writer makes the check and the
+    change one step: of concurrent calls, only the first finds it streaming."""
+    row = conn.execute(
+        "UPDATE messages SET status = 'incomplete'"
+        " WHERE id = ? AND status = 'streaming' AND role = 'assistant'"
+        f" AND (? IS NULL OR turn_id = ?) RETURNING {MESSAGE_COLUMNS}",
+        (message_id, turn_id, turn_id),
+    ).fetchone()
+    return None if row is None else to_message(row)
+
+
 def recover(conn: sqlite3.Connection) -> int:
     return conn.execute(
         "UPDATE messages SET status = 'incomplete' WHERE status = 'streaming'"
