@@ -62,3 +62,6 @@ class LocalBus:
 
     async def ping(self) -> None:
         return None
+
+    def queued(self) -> int:
+        return 0  # nothing waits: publishing in process is immediate

@@ -177,7 +177,7 @@ class _RuntimeCollector:
         return self._families()
 
     def collect(self) -> list[GaugeMetricFamily]:
-        sessions, running, circuits, misconfigured = self._families()
+        sessions, running, circuits, misconfigured, bus_queued = self._families()
         attached = self.runtime.sessions.attached_count()
         sessions.add_metric(["attached"], attached)
         sessions.add_metric(["detached"], len(self.runtime.sessions.sessions) - attached)
@@ -185,7 +185,8 @@ class _RuntimeCollector:
         for model, status in self.runtime.selector.status().items():
             circuits.add_metric([model], CIRCUIT_STATES.get(status["state"], 2))
             misconfigured.add_metric([model], 1 if status.get("misconfigured") else 0)
-        return [sessions, running, circuits, misconfigured]
+        bus_queued.add_metric([], self.runtime.bus.queued())
+        return [sessions, running, circuits, misconfigured, bus_queued]
 
     @staticmethod
     def _families() -> list[GaugeMetricFamily]:
@@ -205,5 +206,9 @@ class _RuntimeCollector:
                 "chinwag_model_misconfigured",
                 "1 for a model whose last call said it is misconfigured (401, 403, 404, no key).",
                 labels=["model"],
+            ),
+            GaugeMetricFamily(
+                "chinwag_bus_queued",
+                "Commands waiting to reach the session bus (Redis): grows while it is away.",
             ),
         ]

@@ -128,11 +128,6 @@ async def test_queued_sends_are_delivered_once_redis_answers(later_redis: RedisS
         await client.aclose()
 
 
-@pytest.mark.xfail(strict=True, raises=TimeoutError, reason=(
-    "bug: a call queued while a batch of sends is being retried waits behind it until Redis "
-    "answers, instead of failing at once with Unavailable (writer.py _deliver loops with the "
-    "batch taken; the call sits in the queue)"
-))
 async def test_a_call_behind_retried_sends_fails_at_once(later_redis: RedisServer) -> None:
     client = aioredis.from_url(later_redis.url(), socket_connect_timeout=1)
     writer = Writer(client)
@@ -140,8 +135,12 @@ async def test_a_call_behind_retried_sends_fails_at_once(later_redis: RedisServe
     try:
         writer.send_command("RPUSH", "kept", 1)
         assert not await writer.flush(0.2)  # the send's batch is being retried
+        # A call does not queue behind them: it fails at once, and the sends stay queued.
+        started = time.monotonic()
         with pytest.raises(Unavailable):
             await asyncio.wait_for(writer.call(None, ["PING"]), 2)
+        assert time.monotonic() - started < 1.5
+        assert not await writer.flush(0.1)
     finally:
         writer._task.cancel()  # it would retry forever: Redis never comes
         await asyncio.gather(writer._task, return_exceptions=True)

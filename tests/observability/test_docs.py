@@ -27,6 +27,7 @@ def exported_metrics() -> set[str]:
         selector=Selector(Config(), {}),
         sessions=SessionRegistry(SessionSettings(ttl_s=1, replay_buffer=1)),
         turns=SimpleNamespace(running={}),
+        bus=SimpleNamespace(queued=lambda: 0),
     ))
     return {
         f"{family.name}_total" if family.type == "counter" else family.name

@@ -161,6 +161,7 @@ def test_circuit_states_are_read_from_the_selector_at_scrape_time() -> None:
         selector=selector,
         sessions=SessionRegistry(SessionSettings(ttl_s=60, replay_buffer=10)),
         turns=SimpleNamespace(running={}),
+        bus=SimpleNamespace(queued=lambda: 0),
     )
     metrics = Metrics()
     metrics.watch(runtime)

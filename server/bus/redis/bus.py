@@ -66,6 +66,10 @@ class RedisBus:
         await self.writer.stop()
         await self.client.aclose()
 
+    def queued(self) -> int:
+        """Commands not yet sent to Redis (the writer's queue)."""
+        return self.writer.queued()
+
     async def ping(self) -> None:
         """Raise if Redis does not answer (readiness)."""
         await self.client.ping()

@@ -22,6 +22,7 @@ import structlog
 from server.bus.redis.link import Link, now_ms
 from server.bus.redis.recovery import HeldTurn, Recovery
 from server.bus.redis.sessions import RedisSessions
+from server.protocol import CloseCode
 
 log = structlog.get_logger("chinwag.bus")
 
@@ -145,9 +146,11 @@ class Node:
             previous, _ = await pipe.execute()
         if previous is None and self._leased:
             # Our lease was gone: Redis restarted empty, or this process stalled past its
-            # lease. Whatever it held of ours may be gone too: say again what runs here.
+            # lease and another node took over. Say again which turns run here, and send
+            # the sockets to resume: their sessions are no longer attached to this node.
             log.warning("node_lease_lost", node=link.node)
             self.reregister()
+            self._sessions.close_all(CloseCode.GOING_AWAY, "this node lost its lease; resume")
         self._leased = True
 
     async def _keep_lease(self) -> None:

@@ -102,6 +102,7 @@ class RemoteSession:
         self._early: list[tuple[int, bytes]] = []  # arrived before the socket was attached
         self.delivered = 0  # the highest seq handed to the socket
         self._catching_up: asyncio.Task[None] | None = None
+        self._more = False  # an event arrived while the log was being read: read again
         self.closed = False
 
     @property
@@ -152,7 +153,10 @@ class RemoteSession:
             return
         if seq <= self.delivered:
             return  # in the replay already, or a resent batch
-        if seq == self.delivered + 1 and self._catching_up is None:
+        if self._catching_up is not None:
+            self._more = True  # the read in flight may have missed it
+            return
+        if seq == self.delivered + 1:
             self._outlet.deliver(stamp(seq, body), seq=seq)
             self.delivered = seq
             return
@@ -168,10 +172,13 @@ class RemoteSession:
         client, log_key = self._link.client, self._link.keys.log(self._id)
         try:
             while self._outlet is not None and not self.closed:
+                self._more = False
                 entries: Any = await client.xrange(
                     log_key, min=f"0-{self.delivered + 1}", max="+", count=CATCH_UP_PAGE
                 )
                 if not entries:
+                    if self._more:
+                        continue
                     return
                 if entry_seq(entries[0][0]) > self.delivered + 1:
                     # The log was trimmed past what this socket got: it fell too far behind.
@@ -292,6 +299,12 @@ class RedisSessions:
             session.closed = True
             if session.outlet is not None:
                 session.outlet.takeover()
+
+    def close_all(self, code: int, reason: str) -> None:
+        """Close every socket of this node's sessions (their clients resume anywhere)."""
+        for session in list(self._sessions.values()):
+            if session.outlet is not None:
+                session.outlet.close(code, reason)
 
     def catch_up(self) -> None:
         """The channel was away: read every attached session's log for what it missed."""

@@ -49,10 +49,14 @@ class Writer:
         # True from a failed attempt until one succeeds: calls fail at once meanwhile
         # instead of queueing behind sends that wait for Redis.
         self.unreachable = False
+        self._in_flight = 0  # commands of the batch being sent (or resent)
 
     def next_op(self) -> int:
         """A number larger than every earlier one: an append's identity across resends."""
         return next(self._ops)
+
+    def queued(self) -> int:
+        return self._queue.qsize() + self._in_flight
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="bus writer")
@@ -101,7 +105,14 @@ class Writer:
                 self._idle.set()
 
     async def _deliver(self, batch: list[_Command]) -> None:
+        try:
+            await self._deliver_until_sent(batch)
+        finally:
+            self._in_flight = 0
+
+    async def _deliver_until_sent(self, batch: list[_Command]) -> None:
         for attempt in itertools.count():
+            self._in_flight = len(batch)
             try:
                 replies = await self._execute(batch)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
