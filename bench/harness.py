@@ -172,14 +172,20 @@ def provision_users(db: Path, count: int) -> list[str]:
 
     Distinct users, as distinct clients would be: the sessions of one user hear about each
     other's messages (other tabs), which is not the load of many independent clients."""
-    import asyncio
-
-    from server.auth.keys import new_api_key
     from server.config.settings import StoreSettings
     from server.store.sqlite.store import SqliteStore
 
+    return provision_store(lambda: SqliteStore(db, StoreSettings()), count)
+
+
+def provision_store(open_store: Callable[[], Any], count: int) -> list[str]:
+    """`count` users with one API key each, in the store `open_store` makes (any backend)."""
+    import asyncio
+
+    from server.auth.keys import new_api_key
+
     async def go() -> list[str]:
-        store = SqliteStore(db, StoreSettings())
+        store = open_store()
         await store.open()
         keys = []
         try:

@@ -34,6 +34,7 @@ from bench.harness import (
     alternate,
     chinwag_server,
     compare,
+    provision_store,
 )
 from bench.turn_overhead import _mid, closed_loop, open_chinwag
 
@@ -100,25 +101,10 @@ async def _migrate(url: str) -> None:
 
 def provision_postgres(url: str, count: int) -> list[str]:
     """`count` users with an API key each in the PostgreSQL database at `url`."""
-    from server.auth.keys import new_api_key
     from server.config.settings import StoreSettings
     from server.store.postgres.store import PostgresStore
 
-    async def go() -> list[str]:
-        store = PostgresStore(url, StoreSettings())
-        await store.open()
-        keys = []
-        try:
-            for index in range(count):
-                await store.create_user(f"bench{index}", "user", None)
-                key, prefix, digest = new_api_key()
-                await store.create_api_key(f"bench{index}", "bench", digest, prefix)
-                keys.append(key)
-        finally:
-            await store.close()
-        return keys
-
-    return asyncio.run(go())
+    return provision_store(lambda: PostgresStore(url, StoreSettings()), count)
 
 
 def node(ctx: Context, name: str, store_url: str, keys: list[str], cores: set[int] | None,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 import redis.asyncio as aioredis
 
 from server import protocol
@@ -182,19 +181,11 @@ async def test_events_published_before_the_socket_attaches_come_after_the_replay
 
 
 # An event that a script appends right after RESUME (or CREATE) reaches this node's channel
-# before `RedisSessions.resume` (`open`) has registered the `RemoteSession` that returns
-# from the call: `RedisSessions.deliver` finds no session and drops it, and the attach sets
-# `delivered` to the seq the script returned, which is older. The event is in the log, but
-# nothing reads it until a later event shows the gap. Here the event is queued in the same
-# batch as the resume (so Redis runs it right after), which makes the loss deterministic.
-RACE = (
-    "bug: an event published right after RESUME/CREATE, before the RemoteSession is held, is "
-    "dropped by RedisSessions.deliver (sessions.py resume/open: `_hold` only after the call "
-    "returns) and not delivered until a later event triggers a catch-up"
-)
+# before the call's reply does: `RedisSessions` keeps it for the session being attached.
+# Here the event is queued in the same batch as the resume (so Redis runs it right after),
+# which makes the race deterministic.
 
 
-@pytest.mark.xfail(strict=True, reason=RACE)
 async def test_an_event_right_after_the_resume_is_delivered(make_bus: MakeBus) -> None:
     a, b = await make_bus(), await make_bus()
     session, first = await attached(a, ALICE)
@@ -216,7 +207,6 @@ async def test_an_event_right_after_the_resume_is_delivered(make_bus: MakeBus) -
     assert outlet.seqs == [1]
 
 
-@pytest.mark.xfail(strict=True, reason=RACE)
 async def test_an_event_right_after_the_open_is_delivered(make_bus: MakeBus) -> None:
     b = await make_bus()
     opening = asyncio.ensure_future(b.sessions.open(ALICE))

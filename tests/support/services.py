@@ -22,8 +22,9 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -32,6 +33,16 @@ ENSURE = ROOT / "scripts" / "ensure-services.sh"
 BLANK = "chinwag_blank"  # empty: for tests of the migrations themselves
 MIGRATED = "chinwag_migrated"  # every migration applied: what most tests start from
 START_TIMEOUT_S = 60
+
+
+class Service(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+T = TypeVar("T")
+S = TypeVar("S", bound=Service)
 
 
 class ServiceError(Exception):
@@ -146,15 +157,22 @@ def _current_user() -> str:
 
 def start_postgres() -> PostgresServer:
     """Install PostgreSQL if needed, then start a private server. Raises ServiceError."""
-    bin_dir = pg_bin()
-    if bin_dir is None:
+    bin_dir = _installed(pg_bin, "PostgreSQL")
+    return _started(PostgresServer(bin_dir))
+
+
+def _installed(find: Callable[[], T | None], what: str) -> T:
+    """What `find` finds, running `scripts/ensure-services.sh` first if it finds nothing."""
+    found = find()
+    if found is None:
         done = subprocess.run([str(ENSURE)], capture_output=True, text=True, check=False)
-        bin_dir = pg_bin()
-        if bin_dir is None:
-            raise ServiceError(
-                f"PostgreSQL is not installed and {ENSURE.name} failed: {done.stderr.strip()}"
-            )
-    server = PostgresServer(bin_dir)
+        found = find()
+        if found is None:
+            raise ServiceError(f"{what} is not installed and {ENSURE.name} failed: {done.stderr.strip()}")
+    return found
+
+
+def _started(server: S) -> S:
     try:
         server.start()
     except BaseException:
@@ -163,19 +181,25 @@ def start_postgres() -> PostgresServer:
     return server
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """The session's private PostgreSQL (see the module docstring)."""
+def _session_service(start: Callable[[], S], what: str) -> Iterator[S]:
+    """A session fixture's body: the started service, failing in CI when it cannot start
+    (a test that needs a service never skips there), skipped elsewhere."""
     try:
-        server = start_postgres()
+        server = start()
     except (ServiceError, OSError) as exc:
         if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL did not start (CI needs it): {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL not available: {exc}")
+            pytest.fail(f"{what} did not start (CI needs it): {exc}", pytrace=False)
+        pytest.skip(f"{what} not available: {exc}")
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """The session's private PostgreSQL (see the module docstring)."""
+    yield from _session_service(start_postgres, "PostgreSQL")
 
 
 @pytest.fixture
@@ -241,36 +265,13 @@ class RedisServer:
 
 def start_redis() -> RedisServer:
     """Install Redis if needed, then start a private server. Raises ServiceError."""
-    program = shutil.which("redis-server")
-    if program is None:
-        done = subprocess.run([str(ENSURE)], capture_output=True, text=True, check=False)
-        program = shutil.which("redis-server")
-        if program is None:
-            raise ServiceError(
-                f"Redis is not installed and {ENSURE.name} failed: {done.stderr.strip()}"
-            )
-    server = RedisServer(program)
-    try:
-        server.start()
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return _started(RedisServer(_installed(lambda: shutil.which("redis-server"), "Redis")))
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """The session's private Redis (fails in CI when it cannot start, skips elsewhere)."""
-    try:
-        server = start_redis()
-    except (ServiceError, OSError) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis did not start (CI needs it): {exc}", pytrace=False)
-        pytest.skip(f"Redis not available: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _session_service(start_redis, "Redis")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ is being sent) makes the session read its log from Redis instead, so every event
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import secrets
 from collections.abc import Iterable, Iterator, MutableSet
@@ -214,6 +215,9 @@ class RedisSessions:
     def __init__(self, link: Link):
         self._link = link
         self._sessions: dict[str, RemoteSession] = {}
+        # Events for sessions being opened or resumed here: the script makes this node the
+        # session's node before its reply is back, so events may arrive before the session.
+        self._arriving: dict[str, list[tuple[int, bytes]]] = {}
 
     @property
     def sessions(self) -> dict[str, RemoteSession]:
@@ -223,22 +227,24 @@ class RedisSessions:
         link = self._link
         session_id = "s_" + secrets.token_urlsafe(12)
         token = secrets.token_urlsafe(24)
-        evicted = await self._call(link.scripts.create, [
-            link.prefix, session_id, user.id, token_hash(token), link.node,
-            link.config.session.max_per_user,
-        ])
+        with self._catching(session_id) as arrived:
+            evicted = await self._call(link.scripts.create, [
+                link.prefix, session_id, user.id, token_hash(token), link.node,
+                link.config.session.max_per_user,
+            ])
         if evicted:
             log.info("sessions_evicted", user_id=user.id, count=evicted)
         return self._hold(RemoteSession(
             link, session_id=session_id, resume_token=token, user=user, seq=0, epoch=1, replay=[]
-        ))
+        ), arrived)
 
     async def resume(self, user: UserRecord, resume: protocol.ResumeInfo) -> RemoteSession | None:
         link = self._link
-        reply = await self._call(link.scripts.resume, [
-            link.prefix, resume.session_id, user.id, token_hash(resume.resume_token),
-            resume.last_seq, link.node,
-        ])
+        with self._catching(resume.session_id) as arrived:
+            reply = await self._call(link.scripts.resume, [
+                link.prefix, resume.session_id, user.id, token_hash(resume.resume_token),
+                resume.last_seq, link.node,
+            ])
         if not reply:
             return None
         seq, epoch, entries = int(reply[0]), int(reply[1]), reply[2]
@@ -249,7 +255,7 @@ class RedisSessions:
         return self._hold(RemoteSession(
             link, session_id=resume.session_id, resume_token=resume.resume_token, user=user,
             seq=seq, epoch=epoch, replay=replay,
-        ))
+        ), arrived)
 
     async def attach(
         self, session: SessionHandle, outlet: Outlet, welcome: bytes, *, last_seq: int | None
@@ -287,6 +293,10 @@ class RedisSessions:
     # -- from the node's channel ------------------------------------------------------------
 
     def deliver(self, session_id: str, seq: int, body: bytes) -> None:
+        arriving = self._arriving.get(session_id)
+        if arriving is not None:
+            arriving.append((seq, body))  # the session it is for is being attached here
+            return
         session = self._sessions.get(session_id)
         if session is not None:
             session.receive(seq, body)
@@ -311,8 +321,21 @@ class RedisSessions:
         for session in list(self._sessions.values()):
             session.catch_up()
 
-    def _hold(self, session: RemoteSession) -> RemoteSession:
+    @contextlib.contextmanager
+    def _catching(self, session_id: str) -> Iterator[list[tuple[int, bytes]]]:
+        """Keep the events that arrive for `session_id` while its script runs."""
+        arrived: list[tuple[int, bytes]] = []
+        self._arriving[session_id] = arrived
+        try:
+            yield arrived
+        finally:
+            if self._arriving.get(session_id) is arrived:
+                del self._arriving[session_id]
+
+    def _hold(self, session: RemoteSession, arrived: list[tuple[int, bytes]]) -> RemoteSession:
         self._sessions[session.id] = session
+        for seq, body in arrived:
+            session.receive(seq, body)  # not attached yet: kept for after the replay
         return session
 
     async def _call(self, script: AsyncScript, args: list[str | int | bytes]) -> Any:
