@@ -70,11 +70,9 @@ def create_app(
         await runtime.store.open()
         runtime.metrics.watch_store(runtime.store)
         await _share_cookie_secret(runtime)
-        if runtime.bus.recovers_at_start:  # one process: whatever was streaming was ours
-            recovered = await runtime.store.recover()
-            if recovered:
-                log.warning("recovered_interrupted_answers", count=recovered)
         await runtime.bus.start()
+        if runtime.bus.recovers_at_start:  # one process: whatever was streaming was ours
+            await runtime.interruptions.recover_at_start()
         sweeper = asyncio.create_task(_sweep_sessions(runtime))
         revocations = asyncio.create_task(revocation.watch(runtime.live, runtime.store, runtime.sessions))  # keys revoked, logins ended
         from server.config.reload import Reloader

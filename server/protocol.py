@@ -247,12 +247,25 @@ class Error(_Frame, tag="error"):
     retry_after: float | None = None
 
 
+class PendingApproval(msgspec.Struct, kw_only=True):
+    """A tool call of the conversation still waiting for `approve` (as its `tool.call` said)."""
+
+    call_id: str
+    name: str
+    args: dict[str, Any]
+    turn_id: str
+    expires_at: str  # after this it can no longer be approved: it counts as denied
+
+
 class HistoryReply(_Frame, tag="history"):
     conversation_id: str
     messages: list[Message]
     has_more: bool
     ref: Ref = None
     conversation: Conversation | None = None  # the conversation itself (title and choices)
+    # The conversation's calls waiting for `approve`, oldest first (absent when none), so a
+    # client that reconnects can still answer them.
+    pending_approvals: list[PendingApproval] = []
 
 
 class ConversationsReply(_Frame, tag="conversations"):
@@ -296,6 +309,9 @@ class TurnStarted(_Event, tag="turn.started"):
     message_id: str
     model: str
     template: str
+    # True when an interrupted turn continues (a restart, a deploy, a node's death): its
+    # answer already holds what was written before; the deltas that follow append to it.
+    continued: bool = False
 
 
 class Delta(_Event, tag="delta"):

@@ -35,6 +35,7 @@ from server.tools.audited import AuditedToolExecutor
 from server.tools.capabilities import ServerStatus
 from server.tools.registry import ToolRegistry
 from server.turns.guard import TurnGuard
+from server.turns.interruptions import Interruptions
 from server.turns.runner import TurnRunner
 
 
@@ -98,10 +99,12 @@ class Runtime:
             metrics=self.metrics,
             directory=self.bus.turns,
         )
+        self.interruptions = Interruptions(self.live, store, self.turns, owner=self.bus.node_id)
         if not isinstance(self.bus, LocalBus):  # what a cancel or approve from elsewhere does
             self.bus.node.cancel = self.turns.cancel_here
             self.bus.node.decide = self._decide_quietly
             self.bus.node.reregister = self.turns.register_running
+            self.bus.recovery.take_up = self.interruptions.continue_here
         self.metrics.watch(self)
         self.guard = TurnGuard(self.live, store, self.metrics)  # turns per minute, daily token quotas
 

@@ -3,6 +3,8 @@ there is nothing to route."""
 
 from __future__ import annotations
 
+import os
+import secrets
 from typing import Literal
 
 from server.config.live import LiveConfig
@@ -43,9 +45,10 @@ class LocalBus:
 
     # At start-up every answer left `streaming` was this process's: a crash ended it.
     recovers_at_start = True
-    node_id = "local"
 
     def __init__(self, live: LiveConfig):
+        # Unique per process start: what the store's claim of an interrupted run names.
+        self.node_id = f"local-{os.getpid()}-{secrets.token_hex(3)}"
         self.sessions = SessionRegistry(lambda: live.current.session)
         self.fanout = Fanout(self.sessions)
         self.turns = LocalTurns()

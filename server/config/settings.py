@@ -125,6 +125,17 @@ class TurnSettings(Section):
     concurrent: Literal["queue", "reject"] = "queue"
     deadline_s: float = 300.0
     checkpoint_s: float = 1.0
+    # A turn cut off by a crash, a deploy or a node's death: "continue" it from its last
+    # checkpoint (the model is asked for the rest), or "mark" its answer `incomplete`.
+    # "mark" by default for now: "continue" saves the answer before each batch of text is
+    # sent (see server.turns.checkpoints), a write every `stream_checkpoint_ms` per turn.
+    on_interrupt: Literal["continue", "mark"] = "mark"
+    # Past this many interruptions a turn fails instead: one that crashes the server must
+    # not make it crash again on every start.
+    max_interruptions: int = 3
+    # With "continue": text is sent to clients only once it is stored, saved at most this
+    # often (so a client never saw text a continued answer does not have).
+    stream_checkpoint_ms: float = 50.0
 
 
 class ModelSettings(Section):
@@ -201,6 +212,9 @@ class ToolsSettings(Section):
     max_rounds: int = 8
     timeout_s: float = 30.0
     approval_timeout_s: float = 120.0
+    # Who may answer `approve`: "any" socket of the user, or only a "person" (a browser
+    # login or the built-in local user), never a socket opened with an API key (a bot).
+    approver: Literal["any", "person"] = "any"
     # Extra folders of `*.py` files whose @tool functions are loaded at start-up.
     folders: list[str] = []
     # Per tool: "allow" | "ask" | "deny", overriding the tool's own policy.

@@ -8,13 +8,14 @@ raises `ChinwagError` for anything the client got wrong; the gateway maps those 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from server import protocol
-from server.errors import BadRequest, Conflict, TooLarge, Unavailable
+from server.errors import BadRequest, Conflict, Forbidden, TooLarge, Unavailable
 from server.gateway.parts import GatewayParts
 from server.sessions.session import SessionHandle
 from server.store.base import NewUserMessage, Restarted
+from server.tools.approvals import decided_by
 from server.turns.state import TurnRequest
 
 
@@ -48,7 +49,7 @@ class FrameHandler:
                 self.session.open_conversations.discard(conversation_id)
                 return protocol.Ok()
             case protocol.Approve(call_id=call_id, decision=decision):
-                await self.parts.tools.approvals.decide_anywhere(self.user.id, call_id, decision)
+                await self.approve(call_id, decision)
                 return protocol.Ok()
             case protocol.ToolInvoke():
                 outcome = await self.parts.tools.call_direct(
@@ -171,12 +172,31 @@ class FrameHandler:
             self.user.id, frame.conversation_id, before=frame.before, limit=frame.limit
         )
         conversation = await self.parts.store.get_conversation(self.user.id, frame.conversation_id)
+        waiting = await self.parts.store.pending_approvals(self.user.id, frame.conversation_id)
         self.session.open_conversations.add(frame.conversation_id)
         return protocol.HistoryReply(
             conversation_id=frame.conversation_id,
             messages=messages,
             has_more=has_more,
             conversation=conversation,
+            pending_approvals=[
+                protocol.PendingApproval(
+                    call_id=a.call_id, name=a.name, args=a.args, turn_id=a.turn_id,
+                    expires_at=a.expires_at,
+                )
+                for a in waiting
+            ],
+        )
+
+    async def approve(self, call_id: str, decision: Literal["allow", "deny"]) -> None:
+        """Decide a waiting call, once, whichever tab or node it waits on. With
+        `tools.approver = "person"`, a socket opened with an API key (a bot) may not."""
+        session = self.session
+        if session.key_id is not None and self.parts.config.tools.approver == "person":
+            raise Forbidden("approvals need a person: this connection uses an API key")
+        author = decided_by(user_id=self.user.id, key_id=session.key_id, login_id=session.login_id)
+        await self.parts.tools.approvals.decide_anywhere(
+            self.user.id, call_id, decision, decided_by=author
         )
 
     async def update_conversation(self, frame: protocol.ConversationUpdate) -> None:

@@ -27,6 +27,7 @@ from server.models.base import (
     TextDelta,
     ToolUse,
     Usage,
+    continues,
 )
 from server.models.common import ClientCache, TransportError, api_key, next_event
 from server.models.errors import connection_failed, cut_short, from_status, timed_out
@@ -44,6 +45,8 @@ class AnthropicProvider:
     async def stream(self, model: ModelSettings, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         client = self._clients.get(model.base_url, api_key(model, fallback_env="ANTHROPIC_API_KEY"))
         state = _StreamState(model.model_id)
+        # The stored partial answer keeps the white space trimmed from the prefill.
+        skip_space = prefill_ends_in_space(request)
         try:
             # `async with` closes the HTTP response however this generator ends: finished,
             # failed, cancelled, or closed by the consumer.
@@ -56,6 +59,11 @@ class AnthropicProvider:
                     except StopAsyncIteration:
                         break
                     for ours in state.feed(event):
+                        if skip_space and isinstance(ours, TextDelta):
+                            ours = TextDelta(ours.text.lstrip())
+                            skip_space = not ours.text
+                            if not ours.text:
+                                continue
                         yield ours
         except anthropic.APIStatusError as exc:
             raise _status_error(model, exc) from exc
@@ -72,13 +80,16 @@ class AnthropicProvider:
 
 def request_params(model: ModelSettings, request: ModelRequest) -> dict[str, Any]:
     """The Messages API body for `request` (without `stream`)."""
+    messages = [
+        {"role": message.role, "content": [dict(block) for block in message.content]}
+        for message in request.messages
+    ]
+    if continues(request):
+        _trim_prefill(messages[-1])
     params: dict[str, Any] = {
         "model": model.model_id,
         "max_tokens": request.max_tokens or model.max_output_tokens,
-        "messages": [
-            {"role": message.role, "content": [dict(block) for block in message.content]}
-            for message in request.messages
-        ],
+        "messages": messages,
     }
     if request.system:
         params["system"] = request.system
@@ -88,6 +99,23 @@ def request_params(model: ModelSettings, request: ModelRequest) -> dict[str, Any
             for t in request.tools
         ]
     return params
+
+
+def _trim_prefill(message: dict[str, Any]) -> None:
+    """A partial answer to continue is a prefill, which the API refuses to end in white
+    space: trim it (the continuation's first white space is dropped in its place)."""
+    blocks = message["content"]
+    if blocks and blocks[-1].get("type") == "text":
+        blocks[-1]["text"] = blocks[-1]["text"].rstrip()
+        if not blocks[-1]["text"]:
+            blocks.pop()
+
+
+def prefill_ends_in_space(request: ModelRequest) -> bool:
+    if not continues(request):
+        return False
+    blocks = request.messages[-1].content
+    return bool(blocks) and blocks[-1].get("type") == "text" and blocks[-1]["text"][-1:].isspace()
 
 
 class _StreamState:

@@ -40,6 +40,10 @@ class ToolSpec(msgspec.Struct, frozen=True):
 
 
 class ModelRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """`messages` ending with an assistant message asks the model to continue that
+    partial answer (a turn continued after an interruption): each provider says so in its
+    own way (prefill where the API has it, an instruction where it does not)."""
+
     system: str
     messages: list[ChatMessage]
     tools: list[ToolSpec] = []
@@ -50,6 +54,18 @@ class ModelRequest(msgspec.Struct, frozen=True, kw_only=True):
 # A provider may yield `Usage` early too (Anthropic's `message_start` says the input tokens
 # before any text): each `Usage` holds the call's counts so far and supersedes the one before.
 # A stream that ends without `Finish` was cut short; providers raise instead of ending so.
+
+
+# What a provider without prefill says after the partial answer it is asked to continue.
+CONTINUE_INSTRUCTION = (
+    "Your previous answer was cut off. Continue it exactly where it stops, without repeating"
+    " anything already written and without any preamble."
+)
+
+
+def continues(request: ModelRequest) -> bool:
+    """Whether the request asks to continue the assistant's partial answer."""
+    return bool(request.messages) and request.messages[-1].role == "assistant"
 
 
 class TextDelta(msgspec.Struct, frozen=True):

@@ -2,7 +2,9 @@
 
 It exists so that chinwag runs with no API key at all, and so that tests and benchmarks
 have a model whose output is known. Each delta is a word with the white space after it;
-the deltas joined equal the text exactly.
+the deltas joined equal the text exactly. Asked to continue an answer (the request ends with
+the assistant's partial text, see `server.turns.continuation`), it streams the rest of the
+text after that part, so a continued echo answer is still exactly the user's text.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class EchoProvider:
         self.delay_s = delay_ms / 1000
 
     async def stream(self, model: ModelSettings, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        words = split_words(last_user_text(request))
+        words = split_words(_still_to_say(request))
         for index, word in enumerate(words):
             if self.delay_s and index:
                 await asyncio.sleep(self.delay_s)
@@ -45,6 +47,18 @@ class EchoProvider:
         # Echo counts words as tokens: cheap, deterministic, and close enough for quotas.
         yield Usage(input_tokens=_count_input(request), output_tokens=len(words))
         yield Finish("end_turn")
+
+
+def _still_to_say(request: ModelRequest) -> str:
+    """The user's last text, or what is left of it after a partial answer being continued."""
+    text = last_user_text(request)
+    if request.messages and request.messages[-1].role == "assistant":
+        written = "".join(
+            b.get("text", "") for b in request.messages[-1].content if b.get("type") == "text"
+        )
+        if text.startswith(written):
+            return text[len(written):]
+    return text
 
 
 def _count_input(request: ModelRequest) -> int:

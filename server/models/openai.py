@@ -28,6 +28,7 @@ import openai
 
 from server.config.settings import ModelSettings
 from server.models.base import (
+    CONTINUE_INSTRUCTION,
     ChatMessage,
     Finish,
     ModelEvent,
@@ -36,6 +37,7 @@ from server.models.base import (
     TextDelta,
     ToolUse,
     Usage,
+    continues,
 )
 from server.models.common import ClientCache, TransportError, api_key, next_event
 from server.models.errors import connection_failed, cut_short, from_status, timed_out
@@ -104,6 +106,9 @@ def request_params(model: ModelSettings, request: ModelRequest) -> dict[str, Any
         messages.append({"role": "system", "content": request.system})
     for message in request.messages:
         messages.extend(to_chat_messages(message))
+    if continues(request):
+        # Chat completions have no prefill: ask, after the partial answer, for the rest.
+        messages.append({"role": "user", "content": CONTINUE_INSTRUCTION})
     params: dict[str, Any] = {
         "model": model.model_id,
         "messages": messages,

@@ -8,7 +8,7 @@ same protocol for several processes on one database (`server.store.open` picks o
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -63,6 +63,27 @@ class StreamingAnswer(msgspec.Struct, kw_only=True):
     user_id: str
     conversation_id: str
     created_at: str  # when its turn started (a regenerated answer: when it was restarted)
+
+
+# How long a claim of a run by one owner keeps other owners out (`claim_run`).
+CLAIM_FENCE_S = 30.0
+
+
+class RunRecord(msgspec.Struct, kw_only=True):
+    """A running turn as the store remembers it (`save_run`), so that a turn interrupted
+    by a crash, a deploy or a node's death can be continued from its answer's checkpoint."""
+
+    turn_id: str
+    user_id: str
+    conversation_id: str
+    answer_id: str  # the assistant message the turn writes
+    model: str | None = None
+    template: str | None = None
+    variables: dict[str, Any] | None = None
+    chars: int  # length of the question's text, for routing rules
+    # How many times the run was claimed to be continued (`claim_run` counts them).
+    attempts: int = 0
+    created_at: str = ""  # filled in by the store when empty
 
 
 class NewUserMessage(msgspec.Struct, kw_only=True):
@@ -131,6 +152,39 @@ class AuditEntry(msgspec.Struct, kw_only=True):
     at: str = ""  # filled in by the store when empty
 
 
+class NewApproval(msgspec.Struct, kw_only=True):
+    """A tool call that waits for its user's decision, as `create_approval` stores it."""
+
+    call_id: str
+    user_id: str
+    turn_id: str
+    conversation_id: str
+    name: str  # the tool's
+    args: dict[str, Any]
+    timeout_s: float  # it expires this long after it is first stored
+
+
+class ApprovalRecord(msgspec.Struct, kw_only=True):
+    """A stored approval: the exact call, whose it is, until when it may be decided, and
+    (once decided) how, when and by what credential."""
+
+    call_id: str
+    user_id: str
+    turn_id: str
+    conversation_id: str
+    name: str
+    args: dict[str, Any]
+    created_at: str
+    expires_at: str
+    decision: str | None = None  # None until decided: "allow", "deny" or "timeout"
+    decided_at: str | None = None
+    # What decided it: "login:ID", "key:ID", "local", "user:ID"; None for a timeout.
+    decided_by: str | None = None
+    # When the waiting turn took an `allow` and went on to run the call (`take_approval`):
+    # None means the call has not run, so a continued turn may wait on it again.
+    taken_at: str | None = None
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Create or migrate the schema and start the writer."""
@@ -163,6 +217,33 @@ class Store(Protocol):
         surviving node checks for a dead owner. Cheap enough to run every few seconds on
         every node (an index holds only the streaming messages). BadRequest for a time that
         is not RFC 3339."""
+
+    # -- runs: the turns running now, remembered so that an interrupted one can continue
+
+    async def save_run(self, run: RunRecord) -> None:
+        """Remember a turn when it starts; a run with the same `turn_id` is replaced, and
+        the runs of earlier turns of the same answer are forgotten (a regenerate). NotFound
+        when `answer_id` is not a message of that user's conversation."""
+
+    async def end_run(self, turn_id: str) -> None:
+        """Forget a run (its answer was committed); nothing happens for an unknown one."""
+
+    async def claim_run(
+        self, turn_id: str, *, owner: str | None = None, fence_s: float = CLAIM_FENCE_S
+    ) -> tuple[RunRecord, Message] | None:
+        """Take a run to continue it: when it exists and its answer is still `streaming`
+        and still its turn's, count one more attempt and return the run (with the new
+        count) and the answer as checkpointed. Otherwise None. Atomic: each of several
+        claims counts once, one after the other.
+
+        With an `owner` (unique to a process), the claim is exclusive: None when `owner`
+        holds it already, or when another owner claimed it less than `fence_s` seconds
+        ago; else `owner` holds it from now. A claim without an owner is not fenced and
+        leaves the holder as it was."""
+
+    async def interrupted_runs(self, *, limit: int = 1000) -> list[RunRecord]:
+        """The runs whose answer is still `streaming` under their turn, oldest first, at
+        most `limit`: what a starting process continues."""
 
     async def ping(self) -> None:
         """Raise if the store cannot answer a trivial query (readiness)."""
@@ -313,3 +394,34 @@ class Store(Protocol):
 
     async def message_accepted(self, user_id: str, client_msg_id: str) -> bool:
         """Whether a user message with that client_msg_id is already stored (a resend)."""
+
+    # -- approvals: tool calls waiting for their user's yes or no (see tools/approvals.py)
+
+    async def create_approval(self, new: NewApproval) -> ApprovalRecord:
+        """Store a call as waiting for a decision, expiring `new.timeout_s` from now.
+        Idempotent: when `call_id` is stored already (a continued turn waits again on the
+        same call), that record is returned unchanged, decided or not, with its first
+        `expires_at`. NotFound when the conversation is not the user's."""
+
+    async def decide_approval(
+        self, user_id: str, call_id: str, decision: Literal["allow", "deny"], decided_by: str
+    ) -> ApprovalRecord | None:
+        """Record the decision, at most once: only for an approval of this user, not decided
+        and not expired; returns it decided. None otherwise (decided already, another
+        user's, unknown or expired). Atomic: of concurrent calls, exactly one wins."""
+
+    async def get_approval(self, user_id: str, call_id: str) -> ApprovalRecord | None:
+        """The user's approval with that call id, decided or not; None for anyone else's."""
+
+    async def pending_approvals(self, user_id: str, conversation_id: str) -> list[ApprovalRecord]:
+        """The conversation's approvals neither decided nor expired, oldest first; empty
+        for a conversation that is not the user's."""
+
+    async def expire_approvals(self, now: str) -> int:
+        """Mark every undecided approval whose `expires_at` is not after `now` (RFC 3339)
+        `timeout`; returns how many. BadRequest for a time that is not RFC 3339."""
+
+    async def take_approval(self, user_id: str, call_id: str) -> bool:
+        """Record that the turn took the `allow` and runs the call now: True the first time
+        for an allowed call of this user, False otherwise (taken already, not allowed, not
+        theirs). Atomic: of concurrent takes, exactly one gets True."""

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from server.protocol import Conversation, Message
+from server.store.base import ApprovalRecord, RunRecord
 
 # What a stored message and conversation may hold, whatever the backend.
 STATUSES = frozenset({"complete", "streaming", "cancelled", "incomplete", "failed"})
@@ -27,6 +28,10 @@ MESSAGE_COLUMNS = (
     " client_msg_id, created_at"
 )
 CONVERSATION_COLUMNS = "id, title, model, template, variables, created_at, updated_at"
+APPROVAL_COLUMNS = (
+    "call_id, user_id, turn_id, conversation_id, name, args, created_at, expires_at,"
+    " decision, decided_at, decided_by, taken_at"
+)
 
 
 def dumps(value: Any) -> str | None:
@@ -113,3 +118,48 @@ def with_earlier_usage(
     if before is not None and cost is not None and before["cost"] is not None:
         cost += before["cost"]
     return usage, cost
+
+
+RUN_FIELDS = (
+    "turn_id", "user_id", "conversation_id", "answer_id", "model", "template", "variables",
+    "chars", "attempts", "created_at",
+)
+RUN_COLUMNS = ", ".join(RUN_FIELDS)
+# A run whose answer is still streaming under the run's turn: one that can be continued (a
+# regenerate gives the answer a new turn id, and the old turn's run is then stale).
+RUN_IS_LIVE = (
+    "EXISTS (SELECT 1 FROM messages m WHERE m.id = runs.answer_id AND m.turn_id = runs.turn_id"
+    " AND m.status = 'streaming' AND m.role = 'assistant')"
+)
+
+
+def to_run(row: Any) -> RunRecord:
+    return RunRecord(
+        turn_id=row["turn_id"],
+        user_id=row["user_id"],
+        conversation_id=row["conversation_id"],
+        answer_id=row["answer_id"],
+        model=row["model"],
+        template=row["template"],
+        variables=loads(row["variables"]),
+        chars=row["chars"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+    )
+
+
+def to_approval(row: Any) -> ApprovalRecord:
+    return ApprovalRecord(
+        call_id=row["call_id"],
+        user_id=row["user_id"],
+        turn_id=row["turn_id"],
+        conversation_id=row["conversation_id"],
+        name=row["name"],
+        args=loads(row["args"]) or {},
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        decision=row["decision"],
+        decided_at=row["decided_at"],
+        decided_by=row["decided_by"],
+        taken_at=row["taken_at"],
+    )

@@ -40,6 +40,7 @@ class ToolHandler:
         policy: Policy,
         roles: tuple[str, ...],
         timeout_s: float | None,
+        idempotent: bool = False,
     ):
         self.func = func
         self.name = name
@@ -47,6 +48,9 @@ class ToolHandler:
         self.policy: Policy = policy
         self.roles = roles
         self.timeout_s = timeout_s
+        # Running it twice does what running it once does: a call cut off by a crash may
+        # be run again when its turn continues (otherwise the model is told it was cut off).
+        self.idempotent = idempotent
         self.source = f"{func.__module__}.{func.__qualname__}"
         self.arguments, self.input_schema = _arguments_of(func, name)
 
@@ -82,6 +86,7 @@ def tool(
     policy: Policy = "allow",
     roles: tuple[str, ...] = ROLES,
     timeout_s: float | None = None,
+    idempotent: bool = False,
 ) -> Callable[[Callable[..., Awaitable[Any]]], ToolHandler]: ...
 
 
@@ -94,10 +99,13 @@ def tool(
     policy: Policy = "allow",
     roles: tuple[str, ...] = ROLES,
     timeout_s: float | None = None,
+    idempotent: bool = False,
 ) -> Any:
     """Make an async function a tool. `policy`: "allow" runs it, "ask" waits for the user's
     approval of the exact call when the model calls it, "deny" refuses it. Tools that change
-    things should say `policy="ask"`. `roles` may call it; `timeout_s` bounds one call."""
+    things should say `policy="ask"`. `roles` may call it; `timeout_s` bounds one call.
+    `idempotent=True` says running it twice does no more than running it once: a call cut
+    off by a crash is then run again when its turn continues."""
 
     def wrap(f: Callable[..., Awaitable[Any]]) -> ToolHandler:
         if not inspect.iscoroutinefunction(f):
@@ -110,6 +118,7 @@ def tool(
             policy=policy,
             roles=tuple(roles),
             timeout_s=timeout_s,
+            idempotent=idempotent,
         )
 
     return wrap(func) if func is not None else wrap

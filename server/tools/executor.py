@@ -78,7 +78,8 @@ class ToolExecutor:
         self.metrics = metrics
         self._apply_config = apply_config
         self._report = report
-        self.approvals = Approvals(calls)
+        # Waiting calls are kept in the store: a decision counts once, from any tab or node.
+        self.approvals = Approvals(store, calls)
 
     @property
     def config(self) -> Config:
@@ -130,8 +131,11 @@ class ToolExecutor:
         name: str,
         args: dict[str, Any],
         on_call: Any,
+        *,
+        turn_id: str = "",
     ) -> ToolOutcome:
-        """A call the model asked for. `on_call(needs_approval)` publishes `tool.call`."""
+        """A call the model asked for (in turn `turn_id`). `on_call(needs_approval)`
+        publishes `tool.call`; a call that asks is stored as waiting before that."""
         handler = self.registry.get(name)
         if handler is None:
             on_call(False)
@@ -142,21 +146,57 @@ class ToolExecutor:
             on_call(False)
             self._count(name, "denied")
             return ToolOutcome(ok=False, error=f"tool {name!r} is not allowed here")
-        on_call(policy == "ask")
         try:
             arguments = _validate(handler, args)
         except BadRequest as exc:
+            on_call(policy == "ask")
             self._count(name, "invalid_args")
             return ToolOutcome(ok=False, error=f"invalid arguments: {exc.message} at {exc.details['path']}")
         if policy == "ask":
-            timeout = self.config.tools.approval_timeout_s
-            decision = await self.approvals.wait(user.id, call_id, timeout)
-            if decision != "allow":
-                reason = "the user denied this call" if decision == "deny" else "approval timed out"
-                log.info("tool_denied", tool=name, call_id=call_id, reason=decision)
-                self._count(name, "rejected" if decision == "deny" else "approval_timeout")
-                return ToolOutcome(ok=False, error=reason)
+            refused = await self._approval(user, conversation_id, turn_id, call_id, name, args, on_call)
+            if refused is not None:
+                return refused
+        else:
+            on_call(False)
         return await self._run(handler, arguments, user, conversation_id, call_id)
+
+    async def _approval(
+        self,
+        user: UserRecord,
+        conversation_id: str,
+        turn_id: str,
+        call_id: str,
+        name: str,
+        args: dict[str, Any],
+        on_call: Any,
+    ) -> ToolOutcome | None:
+        """Wait for the user's decision on the call: None when allowed, else the result
+        the model gets. The call is stored as waiting before `tool.call` is published, so
+        an `approve` that follows the event at once finds it."""
+        announced: list[bool] = []
+
+        def announce() -> None:
+            announced.append(True)
+            on_call(True)
+
+        try:
+            decision = await self.approvals.wait(
+                user.id, call_id, self.config.tools.approval_timeout_s,
+                turn_id=turn_id, conversation_id=conversation_id, name=name, args=args,
+                announce=announce,
+            )
+        except ChinwagError as exc:  # the store could not keep it: nobody could approve it
+            if not announced:
+                on_call(True)
+            log.warning("approval_failed", tool=name, call_id=call_id, error=exc.message)
+            self._count(name, "approval_timeout")
+            return ToolOutcome(ok=False, error=f"the call could not wait for approval: {exc.message}")
+        if decision == "allow":
+            return None
+        log.info("tool_denied", tool=name, call_id=call_id, reason=decision)
+        self._count(name, "rejected" if decision == "deny" else "approval_timeout")
+        reason = "the user denied this call" if decision == "deny" else "approval timed out"
+        return ToolOutcome(ok=False, error=reason)
 
     async def _run(
         self,

@@ -20,8 +20,8 @@ from server.config.live import LiveConfig, as_live
 from server.config.settings import Config
 from server.models.base import ChatMessage, Finish, ModelRequest, TextDelta, ToolUse
 from server.models.selector import Selection, Selector
-from server.store.base import Store
 from server.tools.executor import ToolExecutor, new_call_id
+from server.turns.checkpoints import Checkpointer
 from server.turns.state import RunningTurn, TurnOutcome
 
 Publish = Callable[[RunningTurn, protocol.Event], None]
@@ -64,7 +64,11 @@ class RoundRunner:
                         turn.transcript.add_block(_not_run(call, f"tools.max_rounds ({max_rounds}) reached"))
                     outcome.stop_reason = "max_tool_rounds"
                     return
+                if checkpoints.durable:
+                    await checkpoints.save()  # the calls are on record before they run
                 results = await self._run_tools(turn, calls)
+                if checkpoints.durable:
+                    await checkpoints.save()  # and their results, before the model goes on
                 messages += [ChatMessage("assistant", _round_blocks(turn)), ChatMessage("user", results)]
         finally:
             # However the turn ends (done, failed, cancelled): every call of every round, on
@@ -83,7 +87,6 @@ class RoundRunner:
         deadline: float,
     ) -> list[dict[str, Any]]:
         """One model call; returns the tool calls it made (with our own call ids)."""
-        turn_id = turn.request.turn_id
         calls: list[dict[str, Any]] = []
         turn.round_start = len(turn.transcript.content())
         stream = self.selector.stream(model, request, selection, deadline=deadline)
@@ -94,19 +97,25 @@ class RoundRunner:
                     turn.first_token_at = time.monotonic()
                 match event:
                     case TextDelta(text=text) if text:
-                        turn.transcript.add_text(text)
-                        self._publish(turn, protocol.Delta(turn_id=turn_id, text=text))
-                        checkpoints.maybe()
+                        checkpoints.text(text)
                     case ToolUse(name=name, input=args):
                         call = {"type": "tool_use", "id": new_call_id(), "name": name, "input": args}
                         turn.transcript.add_block(call)
                         calls.append(call)
                     case Finish(stop_reason=reason):
                         outcome.stop_reason = reason
+        await checkpoints.flush_text()  # the round's text goes out before its tool calls
         return calls
 
     async def _run_tools(self, turn: RunningTurn, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Run one round's calls concurrently; each result goes to the clients as it lands."""
+        results = await self.run_tools(turn, calls)
+        for block in results:
+            turn.transcript.add_block(block)
+        return results
+
+    async def run_tools(self, turn: RunningTurn, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The calls' result blocks (the caller adds them to the transcript)."""
         request = turn.request
 
         async def run(call: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +128,8 @@ class RoundRunner:
                 ))
 
             outcome = await self.tools.call_for_model(
-                request.user, request.conversation_id, call_id, call["name"], call["input"], announce
+                request.user, request.conversation_id, call_id, call["name"], call["input"], announce,
+                turn_id=request.turn_id,
             )
             self._publish(turn, protocol.ToolOutput(
                 turn_id=request.turn_id, call_id=call_id, ok=outcome.ok,
@@ -127,34 +137,7 @@ class RoundRunner:
             ))
             return outcome.as_block(call_id)
 
-        results = await asyncio.gather(*(run(call) for call in calls))
-        for block in results:
-            turn.transcript.add_block(block)
-        return list(results)
-
-
-class Checkpointer:
-    """Saves the partial answer about once every `interval_s`, off the streaming path."""
-
-    def __init__(self, store: Store, turn: RunningTurn, interval_s: float):
-        self.store = store
-        self.turn = turn
-        self.interval_s = interval_s
-        self.last = time.monotonic()
-        self.pending: asyncio.Task[Any] | None = None
-
-    def maybe(self) -> None:
-        now = time.monotonic()
-        if now - self.last < self.interval_s or (self.pending and not self.pending.done()):
-            return
-        self.last = now
-        content = self.turn.transcript.content()
-        self.pending = asyncio.create_task(self.store.checkpoint_message(self.turn.message_id, content))
-
-    async def settle(self) -> None:
-        """Wait for a checkpoint in flight, so that it cannot land after the final write."""
-        if self.pending is not None:
-            await asyncio.gather(self.pending, return_exceptions=True)
+        return list(await asyncio.gather(*(run(call) for call in calls)))
 
 
 def _round_blocks(turn: RunningTurn) -> list[dict[str, Any]]:

@@ -15,8 +15,10 @@ text is accumulated from what was published and nothing else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
@@ -26,16 +28,18 @@ from server.bus.local import LocalTurns
 from server.config.live import LiveConfig, as_live
 from server.config.settings import Config
 from server.errors import ChinwagError, Conflict, Internal, NotFound, Timeout
-from server.models.base import ModelRequest, ToolSpec
+from server.models.base import ChatMessage, ModelRequest, ToolSpec
 from server.models.selector import Selection, Selector
 from server.observability.metrics import Metrics
 from server.prompts.library import PromptLibrary
-from server.store.base import Store
+from server.store.base import RunRecord, Store
 from server.tools.executor import ToolExecutor
+from server.turns.checkpoints import Checkpointer
 from server.turns.history_budget import build_context, estimate_tokens
 from server.turns.locks import ConversationLocks
-from server.turns.rounds import Checkpointer, RoundRunner
+from server.turns.rounds import RoundRunner
 from server.turns.state import RunningTurn, TurnOutcome, TurnRequest
+from server.turns.transcript import INTERRUPTED_CALL, dangling_calls, expand, interrupted_result
 
 log = structlog.get_logger("chinwag.turns")
 
@@ -88,8 +92,12 @@ class TurnRunner:
         ):
             raise Conflict("a turn is already running in this conversation")
 
-    def start(self, request: TurnRequest) -> RunningTurn:
+    def start(self, request: TurnRequest, *, written: list[dict[str, Any]] | None = None) -> RunningTurn:
+        """Run the turn as a task of its own; `written` is the answer so far of a turn
+        being continued."""
         turn = RunningTurn(request)
+        if written:
+            turn.transcript.preload(written)
         self.running[request.turn_id] = turn
         # Registered before anything of the turn is published: whoever learns its id can
         # cancel it from any node.
@@ -136,10 +144,13 @@ class TurnRunner:
         if not tasks:
             return
         _, pending = await asyncio.wait(tasks, timeout=grace_s)
+        # With "continue" the rest is handed over (continued after the restart, or on
+        # another node), not cut off.
+        reason = "handover" if self.config.turns.on_interrupt == "continue" else "shutdown"
         for turn in list(self.running.values()):
             # A turn already stopping (user cancel) or committing its answer ends by itself.
             if turn.task in pending and turn.cancel_reason is None and not turn.finishing:
-                turn.cancel_reason = "shutdown"
+                turn.cancel_reason = reason
                 turn.task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=5)
@@ -154,6 +165,8 @@ class TurnRunner:
             user_id=request.user.id,
         ):
             try:
+                if not request.continued:
+                    await self._save_run(turn)
                 async with self._locks.hold(request.conversation_id):
                     await self._execute(turn)
             except asyncio.CancelledError:
@@ -169,7 +182,8 @@ class TurnRunner:
                     await self._finish_unstarted(turn, outcome)
             finally:
                 self.running.pop(request.turn_id, None)
-                self.directory.ended(request.turn_id)
+                if not turn.handed_over:  # a turn handed over stays registered to be taken
+                    self.directory.ended(request.turn_id)
 
     async def _execute(self, turn: RunningTurn) -> None:
         request = turn.request
@@ -190,6 +204,10 @@ class TurnRunner:
         self._announce(turn, model, template_name)
         selection = Selection(model=model)
         outcome = await self._stream_answer(turn, conversation, template_name, model, selection)
+        if outcome.handed_over:
+            turn.handed_over = True
+            log.info("turn_handed_over", written_chars=len(turn.transcript.text()))
+            return
         await self._finish(turn, outcome, selection)
         log.info(
             "turn_completed",
@@ -210,7 +228,7 @@ class TurnRunner:
         selection: Selection,
     ) -> TurnOutcome:
         outcome = TurnOutcome()
-        checkpoints = Checkpointer(self.store, turn, self.config.turns.checkpoint_s)
+        checkpoints = self._checkpointer(turn)
         try:
             async with asyncio.timeout(self.config.turns.deadline_s):
                 request = await self._model_request(turn, conversation, template_name, model)
@@ -218,6 +236,7 @@ class TurnRunner:
         except asyncio.CancelledError:
             outcome.status = "cancelled"
             outcome.stored_status = "cancelled" if turn.cancel_reason == "cancel" else "incomplete"
+            outcome.handed_over = turn.cancel_reason == "handover"
         except TimeoutError:
             self._fail(turn, outcome, Timeout("the turn ran past its deadline"))
             # Stored as what it is: a reload shows a failed answer, not an interrupted one.
@@ -228,8 +247,24 @@ class TurnRunner:
             log.exception("turn_failed_unexpectedly")
             self._fail(turn, outcome, Internal(f"internal error: {type(exc).__name__}"))
         turn.finishing = True
+        try:
+            # What is held back goes out (and is saved) before `turn.completed`; a turn handed
+            # over is saved whole, for whoever continues it.
+            await (checkpoints.save() if outcome.handed_over else checkpoints.flush_text())
+        except Exception:
+            log.exception("turn_checkpoint_failed")
         await checkpoints.settle()
         return outcome
+
+    def _checkpointer(self, turn: RunningTurn) -> Checkpointer:
+        settings = self.config.turns
+        request = turn.request
+
+        def publish_text(text: str) -> None:
+            self._publish(turn, protocol.Delta(turn_id=request.turn_id, text=text))
+
+        durable = settings.stream_checkpoint_ms / 1000 if settings.on_interrupt == "continue" else None
+        return Checkpointer(self.store, turn, settings.checkpoint_s, publish_text, durable_s=durable)
 
     async def _model_request(
         self, turn: RunningTurn, conversation: protocol.Conversation, template_name: str, model: str
@@ -259,12 +294,60 @@ class TurnRunner:
                 dropped_tokens=window.dropped_tokens, budget=budget,
             )
         window.require_some()
+        messages = window.messages
+        if request.continued:
+            messages = [*messages, *await self._written_so_far(turn)]
         return ModelRequest(
             system=system,
-            messages=window.messages,
+            messages=messages,
             tools=[ToolSpec(t.name, t.description, t.input_schema) for t in offered],
             max_tokens=settings.max_output_tokens,
         )
+
+    async def _written_so_far(self, turn: RunningTurn) -> list[ChatMessage]:
+        """A continued turn's answer so far, as the model sees it: calls an interruption
+        cut off get their result first (run again if the tool is idempotent or the call
+        was still waiting for approval, else an error saying so). Ending with the
+        assistant's text, it asks the model for the rest; ending with tool results, for
+        its next round."""
+        cut_off = dangling_calls(turn.transcript.content())
+        if cut_off:
+            again = [c for c in cut_off if await self._may_run_again(turn, c)]
+            if again:
+                for block in await self.rounds.run_tools(turn, again):
+                    turn.transcript.add_block(block)
+            for call in cut_off:
+                if call not in again:
+                    turn.transcript.add_block(interrupted_result(call))
+                    self._publish(turn, protocol.ToolOutput(
+                        turn_id=turn.request.turn_id, call_id=call["id"], ok=False,
+                        error=INTERRUPTED_CALL,
+                    ))
+            await self.store.checkpoint_message(turn.message_id, turn.transcript.content())
+        turn.round_start = len(turn.transcript.content())
+        return expand("assistant", turn.transcript.content())
+
+    async def _may_run_again(self, turn: RunningTurn, call: dict[str, Any]) -> bool:
+        handler = self.tools.registry.get(call.get("name", ""))
+        if handler is None:
+            return False
+        if handler.idempotent:
+            return True
+        # Waiting for the user's yes or no is not running: the call can wait again.
+        return await self.tools.approvals.still_waiting(turn.request.user.id, call["id"])
+
+    async def _save_run(self, turn: RunningTurn) -> None:
+        """Remember what the turn needs to be continued, should it be interrupted."""
+        request = turn.request
+        try:
+            await self.store.save_run(RunRecord(
+                turn_id=request.turn_id, user_id=request.user.id,
+                conversation_id=request.conversation_id, answer_id=turn.message_id,
+                model=request.model, template=request.template, variables=request.variables,
+                chars=request.chars, attempts=0, created_at="",
+            ))
+        except Exception:  # a turn that cannot be continued later still runs now
+            log.exception("run_not_saved")
 
     async def _history_within(self, turn: RunningTurn, budget: int) -> list[protocol.Message]:
         """The messages before this turn's answer, read newest page first until they are
@@ -310,6 +393,8 @@ class TurnRunner:
             usage=usage,
             cost=cost,
         )
+        with contextlib.suppress(Exception):  # a leftover run is found finished later
+            await self.store.end_run(request.turn_id)
         error = outcome.error
         self._publish(turn, protocol.TurnCompleted(
             turn_id=request.turn_id,
@@ -340,6 +425,7 @@ class TurnRunner:
             message_id=turn.message_id,
             model=model,
             template=template,
+            continued=request.continued,
         ))
 
     def _publish(self, turn: RunningTurn, event: protocol.Event) -> None:

@@ -21,6 +21,8 @@ class TurnRequest(msgspec.Struct, kw_only=True):
     model: str | None = None
     template: str | None = None
     variables: dict[str, str] | None = None
+    # An interrupted turn taken up again: its answer so far is in the store.
+    continued: bool = False
 
 
 class RunningTurn:
@@ -36,6 +38,7 @@ class RunningTurn:
         # The stream is over and the answer is being committed: a cancel must not cut that
         # (the message would stay "streaming" and no turn.completed would follow).
         self.finishing = False
+        self.handed_over = False  # stopped by a shutdown, to be continued elsewhere or later
         self.started_at: float | None = None  # time.monotonic(), for metrics
         self.first_token_at: float | None = None
 
@@ -47,3 +50,6 @@ class TurnOutcome(msgspec.Struct, kw_only=True):
     usage: Usage = Usage()  # summed over the turn's calls (see `Selection.charges`)
     cost: float = 0.0  # each call's usage at its own model's prices
     error: ChinwagError | None = None
+    # Stopped by a shutdown that hands it over: its answer stays `streaming`, to be
+    # continued after the restart or on another node (`turns.on_interrupt = "continue"`).
+    handed_over: bool = False

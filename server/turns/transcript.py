@@ -21,6 +21,14 @@ class Transcript:
         self.blocks: list[dict[str, Any]] = []
         self._text: list[str] = []
 
+    def preload(self, blocks: list[dict[str, Any]]) -> None:
+        """Start from an answer written before (a turn continued after an interruption):
+        new text joins its last text block, so the stored answer reads as one."""
+        self.blocks = [dict(b) for b in blocks]
+        self._text = []
+        if self.blocks and self.blocks[-1].get("type") == "text":
+            self._text = [self.blocks.pop()["text"]]
+
     def add_text(self, text: str) -> None:
         self._text.append(text)
 
@@ -45,6 +53,22 @@ class Transcript:
         if self._text:
             self.blocks.append({"type": "text", "text": "".join(self._text)})
             self._text = []
+
+
+INTERRUPTED_CALL = (
+    "this call was cut off by an interruption (a restart or a node's failure) and was not run"
+    " again: the tool is not declared idempotent, so it may or may not have taken effect"
+)
+
+
+def interrupted_result(call: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "tool_result", "tool_use_id": call["id"], "content": f"error: {INTERRUPTED_CALL}", "is_error": True}
+
+
+def dangling_calls(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tool calls of `content` without a result: calls an interruption cut off."""
+    answered = {b.get("tool_use_id") for b in content if b.get("type") == "tool_result"}
+    return [b for b in content if b.get("type") == "tool_use" and b.get("id") not in answered]
 
 
 def expand(role: str, content: list[dict[str, Any]]) -> list[ChatMessage]:

@@ -563,3 +563,56 @@ async def test_turns_per_minute_hold_across_nodes_for_sends_at_once(
     finally:
         for client in clients:
             await client.abort()
+
+
+@pytest.mark.timeout(180)
+async def test_a_dead_nodes_turns_continue_on_another_node(make_cluster: ClusterFactory) -> None:
+    """With `turns.on_interrupt = "continue"`: five turns stream on node-1, the user's tab on
+    node-2 has them open; node-1 is killed. Another node takes them up from their
+    checkpoints: the tab gets the rest of each answer (seq continuing) and a `complete`
+    `turn.completed`, and each stored answer is exactly the echo of its question, with what
+    the tab saw before the kill as its beginning."""
+    cluster = make_cluster(
+        "echo.delay_ms=60", 'turns.on_interrupt="continue"', "turns.stream_checkpoint_ms=20",
+    )
+    rng = random.Random(11)
+    doomed = await session(cluster.node_ws_url(0))
+    watcher = await session(cluster.node_ws_url(1))
+    try:
+        firsts = [
+            await doomed.request({"type": "send", "client_msg_id": f"c-first-{i}", "text": "hi"})
+            for i in range(5)
+        ]
+        await pump_until(doomed, lambda: all(f["turn_id"] in doomed.completed for f in firsts),
+                         15, "the first turns")
+        conversations = [f["conversation_id"] for f in firsts]
+        for conversation_id in conversations:
+            await history(watcher, conversation_id)
+        texts = [echo_text(rng, 80) for _ in range(5)]
+        acks = [
+            await doomed.request({
+                "type": "send", "client_msg_id": f"c-long-{i}", "text": texts[i],
+                "conversation_id": conversations[i],
+            })
+            for i in range(5)
+        ]
+        turns = [a["turn_id"] for a in acks]
+        await pump_until(watcher, lambda: all(len(watcher.texts[t]) >= 3 for t in turns),
+                         20, "every turn streaming on node-2")
+        before = {t: "".join(watcher.texts[t]) for t in turns}
+
+        cluster.kill(0)
+        await pump_until(watcher, lambda: all(t in watcher.completed for t in turns),
+                         60, "the continued turns completing")
+        stored: dict[str, dict[str, Any]] = {}
+        for conversation_id in conversations:
+            stored.update((m["id"], m) for m in await history(watcher, conversation_id))
+        for ack, text in zip(acks, texts, strict=True):
+            answer = stored[ack["answer_message_id"]]
+            assert watcher.completed[ack["turn_id"]]["status"] == "complete"
+            assert answer["status"] == "complete" and answer["text"] == text
+            assert text.startswith(before[ack["turn_id"]])
+            assert "".join(watcher.texts[ack["turn_id"]]) == text, "nothing lost or repeated live"
+    finally:
+        await doomed.abort()
+        await watcher.abort()

@@ -46,7 +46,8 @@ class RedisBus:
         self.fanout = RedisFanout(self.link, self.sessions.sessions)  # type: ignore[arg-type]
         self.turns = RedisTurns(self.link)
         self.calls = RedisCalls(self.link)
-        self.node = Node(self.link, self.sessions, Recovery(self.link, store, self.fanout))
+        self.recovery = Recovery(self.link, store, self.fanout)
+        self.node = Node(self.link, self.sessions, self.recovery)
 
     @property
     def node_id(self) -> str:

@@ -1,16 +1,19 @@
-"""Ending the turns no live node runs any more, so that no answer stays `streaming` and
-every client hears `turn.completed`.
+"""Taking up, or ending, the turns no live node runs any more, so that no answer stays
+`streaming` and every client hears `turn.completed`.
 
 Two ways a turn loses its node: the node dies (its lease runs out, and the first node to
 notice takes its turns over: `node`), or the registration itself is lost (Redis restarted
 without its data). The second is found by asking the store for answers still streaming
-that no node holds (`sweep_orphans`). Either way the answer keeps the text checkpointed so
-far and becomes `incomplete`; the store's conditional update makes exactly one node win.
+that no node holds (`sweep_orphans`). Either way the turn is continued here when the
+config says so (`take_up`, see `server.turns.interruptions`); otherwise its answer keeps
+the text checkpointed so far and becomes `incomplete`, and the store's conditional update
+makes exactly one node win.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,14 +51,21 @@ class HeldTurn:
         return cls(turn_id, node, user_id, conversation_id, message_id)
 
 
+async def _decline(turn_id: str) -> bool:
+    return False
+
+
 class Recovery:
     def __init__(self, link: Link, store: Store, fanout: RedisFanout):
         self._link = link
         self._store = store
         self._fanout = fanout
+        # Set by the composition root: take an interrupted turn up on this node (True), or
+        # decline (False: its answer is then ended here).
+        self.take_up: Callable[[str], Awaitable[bool]] = _decline
 
     async def end(self, turns: list[HeldTurn]) -> int:
-        """End each turn whose answer is still streaming; returns how many this node ended."""
+        """Continue or end each turn whose answer is still streaming; returns how many."""
         ended = 0
         for turn in turns:
             if await self._end_one(turn.turn_id, turn.user_id, turn.conversation_id, turn.message_id):
@@ -92,6 +102,8 @@ class Recovery:
         return {HeldTurn.parse("", v.decode()).message_id for v in values}
 
     async def _end_one(self, turn_id: str, user_id: str, conversation_id: str, message_id: str) -> bool:
+        if turn_id and await self.take_up(turn_id):
+            return True  # continued here (`turns.on_interrupt = "continue"`)
         # With the turn: an answer regenerated since it was listed is a new, live turn.
         message = await self._store.abandon_answer(message_id, turn_id=turn_id or None)
         if message is None:

@@ -198,20 +198,26 @@ return 1
 """
 
 # ARGV: prefix, node, now ms, session ttl ms, '1' to leave (even with a live lease). Take
-# over a node whose lease ran out (or that is leaving): return its turns (`id\\tvalue`
-# pairs) for the caller to end, and detach its sessions so they expire after the TTL.
-# Whoever runs this first gets the turns; anyone after gets none.
+# over a node whose lease ran out: return its turns (`id\\tvalue` pairs) for the caller to
+# continue or end, and detach its sessions so they expire after the TTL. Whoever runs this
+# first gets the turns; anyone after gets none. A node leaving keeps its turns registered
+# (they were handed over by its drain): it gives up its lease, and the first node to see
+# that takes them as from a dead node.
 RELEASE_NODE = """
 local P, node = ARGV[1], ARGV[2]
-if ARGV[5] ~= '1' and redis.call('EXISTS', P .. ':lease:' .. node) == 1 then return false end
+local leaving = ARGV[5] == '1'
+if not leaving and redis.call('EXISTS', P .. ':lease:' .. node) == 1 then return false end
 local turns = {}
 local tset = P .. ':n:' .. node .. ':turns'
-for _, t in ipairs(redis.call('SMEMBERS', tset)) do
-  local value = redis.call('HGET', P .. ':turns', t)
-  if value then
-    table.insert(turns, t .. '\\t' .. value)
-    redis.call('HDEL', P .. ':turns', t)
+if not leaving then
+  for _, t in ipairs(redis.call('SMEMBERS', tset)) do
+    local value = redis.call('HGET', P .. ':turns', t)
+    if value then
+      table.insert(turns, t .. '\\t' .. value)
+      redis.call('HDEL', P .. ':turns', t)
+    end
   end
+  redis.call('DEL', tset)
 end
 for _, c in ipairs(redis.call('SMEMBERS', P .. ':n:' .. node .. ':calls')) do
   redis.call('HDEL', P .. ':calls', c)
@@ -225,8 +231,8 @@ for _, sid in ipairs(redis.call('SMEMBERS', sset)) do
     for _, key in ipairs({h, h .. ':log', h .. ':open'}) do redis.call('PEXPIRE', key, ARGV[4]) end
   end
 end
-redis.call('DEL', tset, sset, P .. ':n:' .. node .. ':calls', P .. ':lease:' .. node)
-redis.call('SREM', P .. ':nodes', node)
+redis.call('DEL', sset, P .. ':n:' .. node .. ':calls', P .. ':lease:' .. node)
+if redis.call('EXISTS', tset) == 0 then redis.call('SREM', P .. ':nodes', node) end
 return turns
 """
 

@@ -123,7 +123,7 @@ class Writer:
                 log.warning("bus_unreachable", error=str(exc), attempt=attempt, queued=len(batch))
                 await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
                 continue
-            except Exception as exc:  # noqa: BLE001  # a batch Redis cannot take: drop it, live on
+            except Exception as exc:  # a batch Redis cannot take: drop it, live on
                 # Not the network (that is retried): resending would fail the same way, and
                 # the writer must outlive it, or every later event would wait forever.
                 log.exception("bus_batch_dropped", commands=len(batch))

@@ -28,7 +28,16 @@ TABLES: dict[str, tuple[str, ...]] = {
         "seq", "id", "conversation_id", "user_id", "turn_id", "role", "content", "text",
         "status", "model", "usage", "cost", "client_msg_id", "created_at",
     ),
+    # An interrupted turn in the SQLite file continues on PostgreSQL.
+    "runs": (
+        "turn_id", "user_id", "conversation_id", "answer_id", "model", "template", "variables",
+        "chars", "attempts", "claimed_by", "claimed_at", "created_at",
+    ),
     "audit_log": ("seq", "at", "actor_id", "action", "target", "details", "address"),
+    "approvals": (
+        "call_id", "user_id", "turn_id", "conversation_id", "name", "args", "created_at",
+        "expires_at", "decision", "decided_at", "decided_by", "taken_at",
+    ),
 }
 _WITH_SEQ = ("conversations", "messages", "audit_log")
 

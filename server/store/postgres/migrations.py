@@ -157,11 +157,55 @@ CREATE TABLE secrets (
 );
 """
 
+# The turns running now (`save_run`), as in SQLite: walked by age, each answer joined by id.
+_RUNS = """
+CREATE TABLE runs (
+    turn_id         TEXT PRIMARY KEY,
+    user_id         TEXT NOT NULL,
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    answer_id       TEXT NOT NULL,
+    model           TEXT,
+    template        TEXT,
+    variables       TEXT,
+    chars           INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    claimed_by      TEXT,
+    claimed_at      TEXT COLLATE "C",
+    created_at      TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX runs_by_age ON runs (created_at, turn_id);
+CREATE INDEX runs_by_answer ON runs (answer_id);
+CREATE INDEX runs_by_conversation ON runs (conversation_id);
+"""
+
+# Tool calls waiting for their user's decision (as in SQLite): deciding one is a single
+# conditional UPDATE, so of concurrent decisions exactly one finds it undecided.
+_APPROVALS = """
+CREATE TABLE approvals (
+    call_id         TEXT PRIMARY KEY,
+    user_id         TEXT NOT NULL,
+    turn_id         TEXT NOT NULL,
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    name            TEXT NOT NULL,
+    args            TEXT NOT NULL,
+    created_at      TEXT COLLATE "C" NOT NULL,
+    expires_at      TEXT COLLATE "C" NOT NULL,
+    decision        TEXT CHECK (decision IN ('allow', 'deny', 'timeout')),
+    decided_at      TEXT COLLATE "C",
+    decided_by      TEXT,
+    taken_at        TEXT COLLATE "C"
+);
+CREATE INDEX approvals_pending ON approvals (conversation_id, created_at) WHERE decision IS NULL;
+CREATE INDEX approvals_expiring ON approvals (expires_at) WHERE decision IS NULL;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "message full-text search", _SEARCH),
     Migration(3, "streaming answers by age", _STREAMING),
     Migration(4, "shared secrets", _SECRETS),
+    Migration(5, "runs", _RUNS),
+    Migration(6, "approvals", _APPROVALS),
 )
 
 _LEDGER = """

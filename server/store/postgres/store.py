@@ -18,6 +18,7 @@ import asyncpg
 from server.config.settings import StoreSettings
 from server.protocol import Conversation, Message
 from server.store.base import (
+    CLAIM_FENCE_S,
     Accepted,
     AccountRecord,
     ApiKeyRecord,
@@ -25,11 +26,13 @@ from server.store.base import (
     KeyCandidate,
     NewUserMessage,
     Restarted,
+    RunRecord,
     SearchHit,
     StreamingAnswer,
     UserRecord,
 )
-from server.store.postgres import accounts, messages, reads, search
+from server.store.postgres import accounts, messages, reads, runs, search
+from server.store.postgres.approvals import ApprovalsMixin
 from server.store.postgres.failures import (
     ConnectFailed,
     open_failure,
@@ -45,7 +48,7 @@ DEFAULT_MARKS = ("**", "**")
 _PROBE = "UPDATE schema_migrations SET name = name WHERE version < 0"
 
 
-class PostgresStore:
+class PostgresStore(ApprovalsMixin):
     """The `Store` protocol on PostgreSQL (see `server.store.base` for each method's promise)."""
 
     def __init__(self, url: str, settings: StoreSettings) -> None:
@@ -96,6 +99,22 @@ class PostgresStore:
         self, *, created_before: str, limit: int = 1000
     ) -> list[StreamingAnswer]:
         return await self._read(reads.streaming_answers, created_before=created_before, limit=limit)
+
+    # ------------------------------------------------------------------------- runs
+
+    async def save_run(self, run: RunRecord) -> None:
+        await self._write(runs.save_run, run)
+
+    async def end_run(self, turn_id: str) -> None:
+        await self._write(runs.end_run, turn_id)
+
+    async def claim_run(
+        self, turn_id: str, *, owner: str | None = None, fence_s: float = CLAIM_FENCE_S
+    ) -> tuple[RunRecord, Message] | None:
+        return await self._write(runs.claim_run, turn_id, owner, fence_s)
+
+    async def interrupted_runs(self, *, limit: int = 1000) -> list[RunRecord]:
+        return await self._read(runs.interrupted_runs, limit=limit)
 
     async def ping(self) -> None:
         await self._read(_select_one)

@@ -144,12 +144,59 @@ CREATE INDEX messages_streaming_by_age ON messages (created_at) WHERE status = '
 DROP INDEX messages_streaming;
 """
 
+# The turns running now (`save_run`), so that an interrupted one can be continued from its
+# answer's checkpoint. `interrupted_runs` walks them by age and joins each answer by id;
+# `save_run` forgets the earlier runs of its answer (`runs_by_answer`).
+_RUNS = """
+CREATE TABLE runs (
+    turn_id         TEXT PRIMARY KEY,
+    user_id         TEXT NOT NULL,
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    answer_id       TEXT NOT NULL,
+    model           TEXT,
+    template        TEXT,
+    variables       TEXT,  -- JSON object
+    chars           INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    claimed_by      TEXT,  -- the owner of the last exclusive claim
+    claimed_at      TEXT,
+    created_at      TEXT NOT NULL
+);
+CREATE INDEX runs_by_age ON runs (created_at, turn_id);
+CREATE INDEX runs_by_answer ON runs (answer_id);
+CREATE INDEX runs_by_conversation ON runs (conversation_id);
+"""
+
+# Tool calls waiting for their user's decision, kept so that a decision survives a restart
+# and counts once whatever socket or process makes it (`tools/approvals.py`). They go with
+# their conversation. The partial indexes hold only the undecided ones.
+_APPROVALS = """
+CREATE TABLE approvals (
+    call_id         TEXT PRIMARY KEY,
+    user_id         TEXT NOT NULL,
+    turn_id         TEXT NOT NULL,
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    name            TEXT NOT NULL,
+    args            TEXT NOT NULL,  -- JSON object
+    created_at      TEXT NOT NULL,
+    expires_at      TEXT NOT NULL,
+    decision        TEXT CHECK (decision IN ('allow', 'deny', 'timeout')),
+    decided_at      TEXT,
+    decided_by      TEXT,
+    taken_at        TEXT  -- when the waiting turn took an `allow` to run the call
+);
+CREATE INDEX approvals_pending ON approvals (conversation_id, created_at) WHERE decision IS NULL;
+CREATE INDEX approvals_expiring ON approvals (expires_at) WHERE decision IS NULL;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "message full-text search", _SEARCH),
     Migration(3, "messages by turn", _TURNS),
     Migration(4, "logins, audit log, key prefixes, usage by user", _ACCOUNTS),
     Migration(5, "streaming answers by age", _STREAMING),
+    Migration(6, "runs", _RUNS),
+    Migration(7, "approvals", _APPROVALS),
 )
 
 _LEDGER = """

@@ -19,16 +19,19 @@ import aiosqlite
 from server.config.settings import StoreSettings
 from server.protocol import Conversation, Message
 from server.store.base import (
+    CLAIM_FENCE_S,
     Accepted,
     NewUserMessage,
     Restarted,
+    RunRecord,
     SearchHit,
     StreamingAnswer,
     UserRecord,
 )
-from server.store.sqlite import imports, reads, writes
+from server.store.sqlite import imports, reads, runs, writes
 from server.store.sqlite.accounts import AccountsMixin
 from server.store.sqlite.aiosqlite_bridge import run_in_thread
+from server.store.sqlite.approvals import ApprovalsMixin
 from server.store.sqlite.connections import (
     ReaderPool,
     connect,
@@ -47,7 +50,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class SqliteStore(AccountsMixin):
+class SqliteStore(AccountsMixin, ApprovalsMixin):
     """The `Store` protocol on SQLite (see `server.store.base` for what each method promises)."""
 
     def __init__(
@@ -140,6 +143,22 @@ class SqliteStore(AccountsMixin):
         self, *, created_before: str, limit: int = 1000
     ) -> list[StreamingAnswer]:
         return await self._read(reads.streaming_answers, created_before=created_before, limit=limit)
+
+    # ------------------------------------------------------------------------- runs
+
+    async def save_run(self, run: RunRecord) -> None:
+        await self._write(runs.save_run, run)
+
+    async def end_run(self, turn_id: str) -> None:
+        await self._write(runs.end_run, turn_id)
+
+    async def claim_run(
+        self, turn_id: str, *, owner: str | None = None, fence_s: float = CLAIM_FENCE_S
+    ) -> tuple[RunRecord, Message] | None:
+        return await self._write(runs.claim_run, turn_id, owner, fence_s)
+
+    async def interrupted_runs(self, *, limit: int = 1000) -> list[RunRecord]:
+        return await self._read(runs.interrupted_runs, limit=limit)
 
     async def ping(self) -> None:
         await self._read(_select_one)

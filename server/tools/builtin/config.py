@@ -18,7 +18,7 @@ class ConfigChange(msgspec.Struct):
     settings: dict[str, object]
 
 
-@tool(roles=("admin",))
+@tool(roles=("admin",), idempotent=True)
 async def config(ctx: ToolContext, prefix: str = "") -> dict[str, object]:
     """Show the server's effective settings, secrets masked.
 

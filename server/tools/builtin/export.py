@@ -17,7 +17,7 @@ class ExportResult(msgspec.Struct):
     download_url: str
 
 
-@tool
+@tool(idempotent=True)
 async def export(
     ctx: ToolContext,
     format: Literal["md", "json", "csv", "html"] = "md",

@@ -30,7 +30,7 @@ class Health(msgspec.Struct):
     running_turns: int
 
 
-@tool
+@tool(idempotent=True)
 async def health(ctx: ToolContext) -> Health:
     """Report the store, each model's circuit state, uptime, and sessions, sockets and running turns (the caller's own unless an admin)."""
     status = ctx.server.status()

@@ -12,7 +12,7 @@ from server.tools import ToolContext, tool
 Limit = Annotated[int, msgspec.Meta(ge=1, le=50)]
 
 
-@tool
+@tool(idempotent=True)
 async def search(
     ctx: ToolContext,
     query: str,

@@ -80,3 +80,16 @@ async def note(ctx: ToolContext, text: str, times: int = 1) -> str:
     """
     PROBE.calls.append(("note", {"text": text, "times": times, "user": ctx.user.id}))
     return f"{ctx.user.id}: " + " ".join([text] * times)
+
+
+@tool(idempotent=True)
+async def lookup(ctx: ToolContext, key: str) -> str:
+    """Look something up (idempotent); the first call of a test never finishes.
+
+    Args:
+        key: what to look up.
+    """
+    PROBE.calls.append(("lookup", {"key": key}))
+    if len(PROBE.ran("lookup")) == 1:
+        await asyncio.Event().wait()
+    return f"found {key}"

@@ -1,0 +1,83 @@
+"""Runs, the turns running now, on SQLite: plain functions of a sqlite3 connection.
+
+The writes run on the group-commit writer, so each one's checks and changes are one step:
+of two claims of a run, the second sees the first's count (and holder).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+from server.errors import NotFound
+from server.protocol import Message
+from server.store import ids
+from server.store.base import RunRecord
+from server.store.records import (
+    MESSAGE_COLUMNS,
+    RUN_COLUMNS,
+    RUN_FIELDS,
+    RUN_IS_LIVE,
+    dumps,
+    to_message,
+    to_run,
+)
+
+
+def save_run(conn: sqlite3.Connection, run: RunRecord) -> None:
+    """Insert or replace the run of `run.turn_id`; forget earlier runs of its answer."""
+    answer = conn.execute(
+        "SELECT 1 FROM messages WHERE id = ? AND conversation_id = ? AND user_id = ?"
+        " AND role = 'assistant'",
+        (run.answer_id, run.conversation_id, run.user_id),
+    ).fetchone()
+    if answer is None:
+        raise NotFound("message not found")
+    conn.execute(
+        "DELETE FROM runs WHERE answer_id = ? AND turn_id != ?", (run.answer_id, run.turn_id)
+    )
+    updates = ", ".join(f"{name} = excluded.{name}" for name in RUN_FIELDS[1:])
+    conn.execute(
+        f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f" ON CONFLICT (turn_id) DO UPDATE SET {updates}, claimed_by = NULL, claimed_at = NULL",
+        (
+            run.turn_id, run.user_id, run.conversation_id, run.answer_id, run.model,
+            run.template, dumps(run.variables), run.chars, run.attempts,
+            run.created_at or ids.utc_now(),
+        ),
+    )
+
+
+def end_run(conn: sqlite3.Connection, turn_id: str) -> None:
+    conn.execute("DELETE FROM runs WHERE turn_id = ?", (turn_id,))
+
+
+def claim_run(
+    conn: sqlite3.Connection, turn_id: str, owner: str | None, fence_s: float
+) -> tuple[RunRecord, Message] | None:
+    """One more attempt of a live run (see `Store.claim_run`), with its answer."""
+    moment = datetime.now(UTC)
+    now, fence = ids.format_time(moment), ids.format_time(moment - timedelta(seconds=fence_s))
+    row = conn.execute(
+        "UPDATE runs SET attempts = attempts + 1, claimed_by = coalesce(?1, claimed_by),"
+        " claimed_at = CASE WHEN ?1 IS NULL THEN claimed_at ELSE ?2 END"
+        f" WHERE turn_id = ?3 AND {RUN_IS_LIVE}"
+        " AND (?1 IS NULL OR claimed_by IS NULL OR (claimed_by != ?1 AND claimed_at <= ?4))"
+        f" RETURNING {RUN_COLUMNS}",
+        (owner, now, turn_id, fence),
+    ).fetchone()
+    if row is None:
+        return None
+    answer = conn.execute(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?", (row["answer_id"],)
+    ).fetchone()
+    return to_run(row), to_message(answer)
+
+
+def interrupted_runs(conn: sqlite3.Connection, *, limit: int) -> list[RunRecord]:
+    rows = conn.execute(
+        f"SELECT {RUN_COLUMNS} FROM runs WHERE {RUN_IS_LIVE}"
+        " ORDER BY created_at, turn_id LIMIT ?",
+        (max(limit, 0),),
+    ).fetchall()
+    return [to_run(row) for row in rows]

@@ -1,0 +1,281 @@
+"""Runs: the turns running now, remembered so that an interrupted one can be continued.
+
+The contract runs on both backends; the last test copies a SQLite file with a run into
+PostgreSQL (`chinwag store copy`) and continues the run there."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import asyncpg
+import pytest
+
+from server.config.settings import StoreSettings
+from server.errors import NotFound
+from server.store.base import Accepted, RunRecord
+from server.store.postgres import copy
+from server.store.postgres.store import PostgresStore
+from server.store.sqlite.store import SqliteStore
+
+from .conftest import AnyStore, OpenStore
+from .helpers import ALICE, BOB, send
+
+
+def text(value: str) -> list[dict[str, str]]:
+    return [{"type": "text", "text": value}]
+
+
+def run_of(accepted: Accepted, **fields: object) -> RunRecord:
+    """The run of `accepted`'s turn (Alice's), with `fields` changed."""
+    base: dict[str, object] = {
+        "turn_id": accepted.turn_id,
+        "user_id": ALICE,
+        "conversation_id": accepted.conversation_id,
+        "answer_id": accepted.answer_id,
+        "chars": 2,
+    }
+    return RunRecord(**{**base, **fields})  # type: ignore[arg-type]
+
+
+async def stored_runs(store: AnyStore) -> int:
+    """Rows in the runs table, read past the store's own queries."""
+    if isinstance(store, SqliteStore):
+        with sqlite3.connect(store.path) as conn:
+            return int(conn.execute("SELECT count(*) FROM runs").fetchone()[0])
+    conn = await asyncpg.connect(store.url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM runs"))
+    finally:
+        await conn.close()
+
+
+async def test_a_run_is_saved_claimed_and_ended(store: AnyStore) -> None:
+    accepted = await send(store, ALICE, "hi")
+    run = run_of(
+        accepted, model="echo", template="default", variables={"tone": "dry", "n": [1, 2]}
+    )
+    await store.save_run(run)
+
+    claimed = await store.claim_run(accepted.turn_id)
+
+    assert claimed is not None
+    got, answer = claimed
+    assert got.created_at != ""  # filled in by the store
+    assert got == RunRecord(
+        turn_id=accepted.turn_id, user_id=ALICE, conversation_id=accepted.conversation_id,
+        answer_id=accepted.answer_id, model="echo", template="default",
+        variables={"tone": "dry", "n": [1, 2]}, chars=2, attempts=1, created_at=got.created_at,
+    )
+    assert (answer.id, answer.status, answer.turn_id) == (
+        accepted.answer_id, "streaming", accepted.turn_id,
+    )
+    await store.end_run(accepted.turn_id)
+    assert await store.claim_run(accepted.turn_id) is None
+    assert await store.interrupted_runs() == []
+    assert await stored_runs(store) == 0
+
+
+async def test_each_claim_counts_and_returns_the_checkpoint(store: AnyStore) -> None:
+    accepted = await send(store, ALICE, "tell me a story")
+    await store.save_run(run_of(accepted))
+    await store.checkpoint_message(accepted.answer_id, text("Once upon"))
+
+    first = await store.claim_run(accepted.turn_id)
+    await store.checkpoint_message(accepted.answer_id, text("Once upon a time"))
+    second = await store.claim_run(accepted.turn_id)
+
+    assert first is not None and second is not None
+    assert (first[0].attempts, first[1].text, first[1].content) == (1, "Once upon", text("Once upon"))
+    assert (second[0].attempts, second[1].text) == (2, "Once upon a time")
+    # The answer as every other read shows it.
+    messages = await store.context_messages(ALICE, accepted.conversation_id)
+    assert second[1] == next(m for m in messages if m.id == accepted.answer_id)
+    [listed] = await store.interrupted_runs()
+    assert listed.attempts == 2
+
+
+async def test_concurrent_claims_from_two_nodes_each_count_once(open_store: OpenStore) -> None:
+    node_a, node_b = await open_store(), await open_store()
+    accepted = await send(node_a, ALICE, "hi")
+    await node_a.save_run(run_of(accepted))
+
+    results = await asyncio.gather(
+        *(node.claim_run(accepted.turn_id) for node in (node_a, node_b) for _ in range(4))
+    )
+
+    assert sorted(r[0].attempts for r in results if r is not None) == list(range(1, 9))
+
+
+@pytest.mark.parametrize("status", ["complete", "cancelled", "incomplete", "failed"])
+async def test_a_finished_answer_is_not_claimed(store: AnyStore, status: str) -> None:
+    accepted = await send(store, ALICE, "hi")
+    await store.save_run(run_of(accepted))
+    await store.finish_message(accepted.answer_id, content=text("done"), status=status)
+
+    assert await store.claim_run(accepted.turn_id) is None
+    assert await store.interrupted_runs() == []
+
+
+async def test_an_abandoned_or_recovered_answer_is_not_claimed(store: AnyStore) -> None:
+    abandoned, recovered = await send(store, ALICE, "one"), await send(store, ALICE, "two")
+    await store.save_run(run_of(abandoned))
+    await store.save_run(run_of(recovered))
+    await store.abandon_answer(abandoned.answer_id)
+    assert [r.turn_id for r in await store.interrupted_runs()] == [recovered.turn_id]
+
+    await store.recover()
+
+    assert await store.claim_run(abandoned.turn_id) is None
+    assert await store.claim_run(recovered.turn_id) is None
+    assert await store.interrupted_runs() == []
+
+
+async def test_unknown_runs_are_not_claimed_and_end_quietly(store: AnyStore) -> None:
+    accepted = await send(store, ALICE, "hi")  # streaming, but no run saved for it
+    assert await store.claim_run(accepted.turn_id) is None
+    assert await store.claim_run("t_nope") is None
+    await store.end_run("t_nope")
+
+
+async def test_interrupted_runs_are_the_streaming_ones_oldest_first(store: AnyStore) -> None:
+    newer, older, finished, ended = [await send(store, ALICE, str(i)) for i in range(4)]
+    await store.save_run(run_of(newer, created_at="2030-01-01T00:00:02.000Z"))
+    await store.save_run(run_of(older, created_at="2030-01-01T00:00:01.000Z"))
+    await store.save_run(run_of(finished, created_at="2030-01-01T00:00:00.000Z"))
+    await store.save_run(run_of(ended, created_at="2030-01-01T00:00:00.500Z"))
+    await store.finish_message(finished.answer_id, content=text("done"), status="complete")
+    await store.end_run(ended.turn_id)
+
+    listed = await store.interrupted_runs()
+
+    assert [r.turn_id for r in listed] == [older.turn_id, newer.turn_id]
+    assert [r.created_at for r in listed] == ["2030-01-01T00:00:01.000Z", "2030-01-01T00:00:02.000Z"]
+    assert [r.turn_id for r in await store.interrupted_runs(limit=1)] == [older.turn_id]
+    assert await store.interrupted_runs(limit=0) == []
+
+
+async def test_deleting_the_conversation_removes_its_runs(store: AnyStore) -> None:
+    gone = await send(store, ALICE, "forget me")
+    kept = await send(store, ALICE, "keep me")
+    await store.save_run(run_of(gone))
+    await store.save_run(run_of(kept))
+
+    await store.delete_conversation(ALICE, gone.conversation_id)
+
+    assert await stored_runs(store) == 1
+    assert await store.claim_run(gone.turn_id) is None
+    assert [r.turn_id for r in await store.interrupted_runs()] == [kept.turn_id]
+
+
+async def test_saving_the_same_turn_again_replaces_its_run(store: AnyStore) -> None:
+    accepted = await send(store, ALICE, "hi")
+    await store.save_run(run_of(accepted, model="first"))
+    await store.claim_run(accepted.turn_id)
+
+    await store.save_run(run_of(accepted, model="second", variables={"a": "b"}, attempts=5))
+
+    assert await stored_runs(store) == 1
+    claimed = await store.claim_run(accepted.turn_id)
+    assert claimed is not None
+    assert (claimed[0].model, claimed[0].variables, claimed[0].attempts) == ("second", {"a": "b"}, 6)
+
+
+async def test_a_regenerated_answer_leaves_its_old_run_unclaimable(store: AnyStore) -> None:
+    accepted = await send(store, ALICE, "hi")
+    await store.save_run(run_of(accepted))
+    await store.finish_message(accepted.answer_id, content=text("first"), status="complete")
+    restarted = await store.restart_answer(ALICE, accepted.conversation_id, accepted.answer_id)
+    # Streaming again, under a new turn, before the new turn's run is saved.
+    assert await store.claim_run(accepted.turn_id) is None
+    assert await store.interrupted_runs() == []
+
+    await store.save_run(run_of(accepted, turn_id=restarted.turn_id))
+
+    assert await stored_runs(store) == 1  # the old turn's run is forgotten
+    assert [r.turn_id for r in await store.interrupted_runs()] == [restarted.turn_id]
+    claimed = await store.claim_run(restarted.turn_id)
+    assert claimed is not None and claimed[1].turn_id == restarted.turn_id
+
+
+async def test_a_run_of_someone_elses_or_no_answer_is_not_saved(store: AnyStore) -> None:
+    accepted = await send(store, ALICE, "hi")
+    with pytest.raises(NotFound):
+        await store.save_run(RunRecord(
+            turn_id=accepted.turn_id, user_id=BOB, conversation_id=accepted.conversation_id,
+            answer_id=accepted.answer_id, chars=2,
+        ))
+    with pytest.raises(NotFound):
+        await store.save_run(run_of(accepted, answer_id="m_nope"))
+    with pytest.raises(NotFound):  # the question is not an answer
+        await store.save_run(run_of(accepted, answer_id=accepted.message_id))
+    assert await stored_runs(store) == 0
+
+
+async def test_an_owner_claims_a_run_exclusively_for_the_fence(store: AnyStore) -> None:
+    accepted = await send(store, ALICE, "hi")
+    await store.save_run(run_of(accepted))
+    turn = accepted.turn_id
+
+    first = await store.claim_run(turn, owner="node-a")
+    assert first is not None and first[0].attempts == 1
+    assert await store.claim_run(turn, owner="node-a") is None  # holds it already
+    assert await store.claim_run(turn, owner="node-b") is None  # within the fence
+    # Once the fence has passed, another owner takes it over, and the first is out.
+    taken = await store.claim_run(turn, owner="node-b", fence_s=0)
+    assert taken is not None and taken[0].attempts == 2
+    assert await store.claim_run(turn, owner="node-a") is None
+    # A claim without an owner is not fenced, and leaves node-b holding it.
+    anonymous = await store.claim_run(turn)
+    assert anonymous is not None and anonymous[0].attempts == 3
+    assert await store.claim_run(turn, owner="node-b", fence_s=0) is None
+    # Saving the run again (a new start) clears the holder.
+    await store.save_run(run_of(accepted))
+    assert await store.claim_run(turn, owner="node-b") is not None
+
+
+async def test_concurrent_owners_claim_a_run_once(open_store: OpenStore) -> None:
+    node_a, node_b = await open_store(), await open_store()
+    accepted = await send(node_a, ALICE, "hi")
+    await node_a.save_run(run_of(accepted))
+
+    results = await asyncio.gather(
+        *(
+            node.claim_run(accepted.turn_id, owner=f"{name}-{i}")
+            for name, node in (("a", node_a), ("b", node_b))
+            for i in range(4)
+        )
+    )
+
+    won = [r for r in results if r is not None]
+    assert len(won) == 1 and won[0][0].attempts == 1
+
+
+async def test_a_run_copied_from_sqlite_continues_on_postgres(
+    sqlite_store: SqliteStore, postgres_url: str
+) -> None:
+    accepted = await send(sqlite_store, ALICE, "hi")
+    await sqlite_store.save_run(run_of(accepted, model="echo", variables={"k": "v"}))
+    await sqlite_store.checkpoint_message(accepted.answer_id, text("so far"))
+    await sqlite_store.claim_run(accepted.turn_id, owner="sqlite-process")
+    await sqlite_store.close()
+
+    rows = copy.read_sqlite(sqlite_store.path)
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        counts = await copy.write_postgres(conn, rows, force=False)
+    finally:
+        await conn.close()
+    assert counts["runs"] == 1
+
+    target = PostgresStore(postgres_url, StoreSettings())
+    await target.open()
+    try:
+        [interrupted] = await target.interrupted_runs()
+        assert (interrupted.turn_id, interrupted.variables) == (accepted.turn_id, {"k": "v"})
+        assert await target.claim_run(accepted.turn_id, owner="sqlite-process") is None
+        claimed = await target.claim_run(accepted.turn_id, owner="pg-node", fence_s=0)
+        assert claimed is not None
+        assert (claimed[0].attempts, claimed[1].text) == (2, "so far")
+    finally:
+        await target.close()
