@@ -99,7 +99,7 @@ class Runtime:
             metrics=self.metrics,
             directory=self.bus.turns,
         )
-        self.interruptions = Interruptions(self.live, store, self.turns, owner=self.bus.node_id)
+        self.interruptions = Interruptions(self.live, store, self.turns)
         if not isinstance(self.bus, LocalBus):  # what a cancel or approve from elsewhere does
             self.bus.node.cancel = self.turns.cancel_here
             self.bus.node.decide = self._decide_quietly

@@ -127,9 +127,9 @@ class TurnSettings(Section):
     checkpoint_s: float = 1.0
     # A turn cut off by a crash, a deploy or a node's death: "continue" it from its last
     # checkpoint (the model is asked for the rest), or "mark" its answer `incomplete`.
-    # "mark" by default for now: "continue" saves the answer before each batch of text is
-    # sent (see server.turns.checkpoints), a write every `stream_checkpoint_ms` per turn.
-    on_interrupt: Literal["continue", "mark"] = "mark"
+    # "continue" saves the answer before each batch of text is sent (see
+    # server.turns.checkpoints): a write every `stream_checkpoint_ms` per streaming turn.
+    on_interrupt: Literal["continue", "mark"] = "continue"
     # Past this many interruptions a turn fails instead: one that crashes the server must
     # not make it crash again on every start.
     max_interruptions: int = 3

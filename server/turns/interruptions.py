@@ -29,11 +29,10 @@ GAVE_UP = "interrupted {n} times (turns.max_interruptions is {limit}); not conti
 
 
 class Interruptions:
-    def __init__(self, live: LiveConfig, store: Store, runner: TurnRunner, *, owner: str):
+    def __init__(self, live: LiveConfig, store: Store, runner: TurnRunner):
         self._live = live
         self._store = store
         self._runner = runner
-        self._owner = owner  # this process, for the store's claim fence
 
     async def recover_at_start(self) -> tuple[int, int]:
         """One process starting: continue every interrupted run, end every other answer
@@ -61,7 +60,10 @@ class Interruptions:
         settings = self._live.current.turns
         if settings.on_interrupt != "continue" or turn_id in self._runner.running:
             return False
-        claimed = await self._store.claim_run(turn_id, owner=self._owner)
+        # Unfenced: who may take a turn up is decided before this (the one process starting,
+        # or the one node that released the dead node's turns), and a fence would keep the
+        # turn from a node that takes over from a taker that died within the fence.
+        claimed = await self._store.claim_run(turn_id)
         if claimed is None:
             return False
         run, answer = claimed

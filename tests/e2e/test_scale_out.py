@@ -409,7 +409,8 @@ async def test_killing_the_node_running_ten_turns_ends_them_elsewhere_within_10_
     `incomplete` (or complete) in the store, node-2's tab gets `turn.completed` for each, and
     the client that was on node-1 resumes on node-3 and gets them too. Every acked message
     is stored exactly once."""
-    cluster = make_cluster("echo.delay_ms=400")
+    # "mark": answers end `incomplete` (the "continue" case is the test below).
+    cluster = make_cluster("echo.delay_ms=400", 'turns.on_interrupt="mark"')
     rng = random.Random(10)
     doomed = await session(cluster.node_ws_url(0))
     watcher = await session(cluster.node_ws_url(1))

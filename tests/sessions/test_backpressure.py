@@ -94,7 +94,10 @@ async def test_slow_reader_is_closed_4009_while_50_others_chat(tmp_path: Path) -
     interleaved deltas); the others chat meanwhile. RSS is measured around all of it: the
     bound is generous because the same work with a fast reader grows the process by a
     similar amount (allocator, SQLite caches); an unbounded queue would add to it."""
-    settings = ("echo.delay_ms=1", "limits.frames_per_window=100000", "limits.outbound_queue=64")
+    # "mark": deltas go out as they come, the load this test is sized for. With "continue"
+    # they leave in saved batches that this reader keeps up with, so its queue never overflows.
+    settings = ("echo.delay_ms=1", "limits.frames_per_window=100000", "limits.outbound_queue=64",
+                'turns.on_interrupt="mark"')
     db = tmp_path / "chinwag.db"
     with LiveServer(tmp_path, *settings) as server:
         assert server.process is not None

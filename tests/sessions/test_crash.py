@@ -19,6 +19,7 @@ from tests.sessions.helpers import Cut, RawSession, echo_text, integrity, messag
 from tests.support.live import LiveServer
 
 KILLS = 20
+MARK = 'turns.on_interrupt="mark"'  # the victims end `incomplete`: what this test checks
 FINAL = {"complete", "cancelled", "incomplete", "failed"}
 
 
@@ -99,7 +100,7 @@ async def test_kill_9_during_streaming_loses_nothing_acknowledged(tmp_path: Path
     rng = random.Random(99)
     ledger = Ledger()
     db = tmp_path / "chinwag.db"
-    server = LiveServer(tmp_path, "echo.delay_ms=3", "turns.checkpoint_s=0.25")
+    server = LiveServer(tmp_path, "echo.delay_ms=3", "turns.checkpoint_s=0.25", MARK)
     cut_off = 0
     try:
         for round_ in range(KILLS):

@@ -54,7 +54,8 @@ async def test_cancel_closes_the_upstream_stream_within_a_second(tmp_path: Path)
 
 
 async def test_sigterm_sends_reconnect_closes_1012_and_checkpoints_running_turns(tmp_path: Path) -> None:
-    settings = ("echo.delay_ms=50", "server.shutdown_grace_s=0.5")
+    # "mark": the checkpointed answer becomes incomplete (test_continue.py has "continue").
+    settings = ("echo.delay_ms=50", "server.shutdown_grace_s=0.5", 'turns.on_interrupt="mark"')
     server = LiveServer(tmp_path, *settings).start()
     try:
         client = RawSession(server.ws_url)
