@@ -15,8 +15,8 @@ text is accumulated from what was published and nothing else.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,6 +71,7 @@ class TurnRunner:
         self.directory = directory or LocalTurns()
         self.rounds = RoundRunner(config=self._live, selector=selector, tools=tools, publish=self._publish)
         self.running: dict[str, RunningTurn] = {}
+        self._chores: set[asyncio.Task[None]] = set()
         self._locks = ConversationLocks()
 
     @property
@@ -166,7 +167,9 @@ class TurnRunner:
         ):
             try:
                 if not request.continued:
-                    await self._save_run(turn)
+                    # Off the turn's path: a crash before it commits only means this turn
+                    # ends `incomplete` instead of continuing.
+                    self._background(self._save_run(turn))
                 async with self._locks.hold(request.conversation_id):
                     await self._execute(turn)
             except asyncio.CancelledError:
@@ -336,6 +339,17 @@ class TurnRunner:
         # Waiting for the user's yes or no is not running: the call can wait again.
         return await self.tools.approvals.still_waiting(turn.request.user.id, call["id"])
 
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Store bookkeeping that no client waits for; kept referenced until done."""
+        task = asyncio.create_task(work)
+        self._chores.add(task)
+        task.add_done_callback(self._chore_done)
+
+    def _chore_done(self, task: asyncio.Task[None]) -> None:
+        self._chores.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("turn_bookkeeping_failed", error=str(task.exception()))
+
     async def _save_run(self, turn: RunningTurn) -> None:
         """Remember what the turn needs to be continued, should it be interrupted."""
         request = turn.request
@@ -393,8 +407,6 @@ class TurnRunner:
             usage=usage,
             cost=cost,
         )
-        with contextlib.suppress(Exception):  # a leftover run is found finished later
-            await self.store.end_run(request.turn_id)
         error = outcome.error
         self._publish(turn, protocol.TurnCompleted(
             turn_id=request.turn_id,
@@ -407,6 +419,9 @@ class TurnRunner:
             usage=protocol.TurnUsage(**usage),  # type: ignore[arg-type]  # "estimated" is a bool
             error=protocol.TurnError(code=error.code, message=error.message) if error else None,
         ))
+        # After the answer is committed and told; a run left over (a crash in between) is
+        # never claimed: its answer is no longer streaming.
+        self._background(self.store.end_run(request.turn_id))
 
     async def _finish_unstarted(self, turn: RunningTurn, outcome: TurnOutcome) -> None:
         """A turn cancelled or failed before it began still ends with a stored answer and
