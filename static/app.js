@@ -106,10 +106,15 @@ function onWelcome(welcome, resumed) {
 
 function onEvent(ev, gap) {
   switch (ev.type) {
-    case "turn.started":
+    case "turn.started": {
+      const t = store.threads.get(ev.conversation_id);
+      const known = t && t.messages.some((m) => m.key === "m:" + ev.message_id);
       store.turnStarted(ev);
       touchConversation(ev.conversation_id);
+      // A continued answer we never saw the start of: its text so far is in the history.
+      if (ev.continued && !known && t && t.loaded) loadHistory(ev.conversation_id);
       break;
+    }
     case "delta":
     case "tool.call":
     case "tool.output":

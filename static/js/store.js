@@ -210,7 +210,10 @@ export class Store {
       template: ev.template,
     };
     const i = t.messages.findIndex((m) => m.key === key);
-    if (i >= 0) t.messages[i] = msg; // every delta from the start follows: begin afresh
+    if (i >= 0 && ev.continued) {
+      // An interrupted turn taken up again: the answer so far stays, the rest appends.
+      Object.assign(t.messages[i], { status: "streaming", live: true, turn_id: ev.turn_id, model: ev.model });
+    } else if (i >= 0) t.messages[i] = msg; // every delta from the start follows: begin afresh
     else {
       // Before queued user messages that are still waiting for their turn.
       const firstLocal = t.messages.findIndex((m) => m.local && m.role === "user");
