@@ -104,6 +104,7 @@ class Runtime:
             self.bus.node.cancel = self.turns.cancel_here
             self.bus.node.decide = self._decide_quietly
             self.bus.node.reregister = self.turns.register_running
+            self.bus.node.running_turns = lambda: list(self.turns.running)
             self.bus.recovery.take_up = self.interruptions.continue_here
         self.metrics.watch(self)
         self.guard = TurnGuard(self.live, store, self.metrics)  # turns per minute, daily token quotas

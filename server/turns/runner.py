@@ -109,10 +109,17 @@ class TurnRunner:
         turn.task = asyncio.create_task(self._run(turn), name=f"turn {request.turn_id}")
         return turn
 
-    def register_running(self) -> None:
-        """Tell the directory again about every turn running here (it lost them)."""
+    def register_running(self, taken: set[str] | None = None) -> None:
+        """Tell the directory again about every turn running here (it lost them), except
+        those another node has taken over meanwhile (`taken`): they stop here at once,
+        writing and sending nothing more, since that node continues them."""
         for turn in list(self.running.values()):
             request = turn.request
+            if taken and request.turn_id in taken:
+                if turn.task is not None and not turn.finishing:
+                    turn.cancel_reason = "taken_over"
+                    turn.task.cancel()
+                continue
             self.directory.running(
                 request.turn_id, user_id=request.user.id,
                 conversation_id=request.conversation_id, message_id=turn.message_id,
@@ -239,7 +246,7 @@ class TurnRunner:
         except asyncio.CancelledError:
             outcome.status = "cancelled"
             outcome.stored_status = "cancelled" if turn.cancel_reason == "cancel" else "incomplete"
-            outcome.handed_over = turn.cancel_reason == "handover"
+            outcome.handed_over = turn.cancel_reason in ("handover", "taken_over")
         except TimeoutError:
             self._fail(turn, outcome, Timeout("the turn ran past its deadline"))
             # Stored as what it is: a reload shows a failed answer, not an interrupted one.
@@ -250,6 +257,9 @@ class TurnRunner:
             log.exception("turn_failed_unexpectedly")
             self._fail(turn, outcome, Internal(f"internal error: {type(exc).__name__}"))
         turn.finishing = True
+        if turn.cancel_reason == "taken_over":
+            await checkpoints.settle()
+            return outcome  # another node writes this answer now: not one more word from here
         try:
             # What is held back goes out (and is saved) before `turn.completed`; a turn handed
             # over is saved whole, for whoever continues it.

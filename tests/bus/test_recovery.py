@@ -181,3 +181,32 @@ async def test_a_node_back_from_a_stall_keeps_its_sockets_hearing(
     assert outlet.closed[0] == CloseCode.GOING_AWAY == 1001
     again, second = await resumed(b, ALICE, session, last_seq=0)
     assert again is not None and second.texts == ["still there?"]
+
+
+async def test_a_node_back_from_a_stall_stops_the_turns_taken_from_it_and_keeps_the_rest(
+    make_bus: MakeBus, redis: aioredis.Redis
+) -> None:
+    """While A stalled, B released A's turns and took one of them up (registering it as
+    its own). When A renews, it is told to stop exactly that one; the rest it registers
+    again."""
+    a, b = await make_bus(), await make_bus()
+    told: list[set[str]] = []
+    a.node.running_turns = lambda: ["t_taken", "t_kept"]
+    a.node.reregister = told.append
+    a.turns.running("t_taken", user_id=ALICE.id, conversation_id="c_1", message_id="m_1")
+    a.turns.running("t_kept", user_id=ALICE.id, conversation_id="c_2", message_id="m_2")
+    await flush(a)
+    lease = a.node._tasks[1]
+    lease.cancel()
+    await asyncio.gather(lease, return_exceptions=True)
+    await redis.delete(f"chinwag:lease:{a.node_id}")
+
+    async def released() -> bool:
+        return not await redis.sismember("chinwag:nodes", a.node_id)
+
+    await wait_until(released, what="B released A")
+    b.turns.running("t_taken", user_id=ALICE.id, conversation_id="c_1", message_id="m_1")
+    await flush(b)
+    a.node._tasks[1] = asyncio.create_task(a.node._keep_lease())
+    await wait_until(lambda: bool(told), what="A renewed")
+    assert told[0] == {"t_taken"}

@@ -39,8 +39,10 @@ class Node:
         # Set by the composition root: what a `cancel` or `approve` from elsewhere does here.
         self.cancel: Callable[[str, str], Any] = lambda user_id, turn_id: None
         self.decide: Callable[[str, str, str], Any] = lambda user_id, call_id, decision: None
-        # Registers this node's running turns again (Redis came back without its data).
-        self.reregister: Callable[[], Any] = lambda: None
+        # Registers this node's running turns again (Redis came back without its data),
+        # stopping those another node took over (their ids, given).
+        self.reregister: Callable[[set[str]], Any] = lambda taken: None
+        self.running_turns: Callable[[], list[str]] = list
         self._leased = False
         self._tasks: list[asyncio.Task[None]] = []
         self._markers: dict[str, asyncio.Future[None]] = {}
@@ -148,10 +150,22 @@ class Node:
             # Our lease was gone: Redis restarted empty, or this process stalled past its
             # lease and another node took over. Say again which turns run here, and send
             # the sockets to resume: their sessions are no longer attached to this node.
-            log.warning("node_lease_lost", node=link.node)
-            self.reregister()
+            taken = await self._taken_over(self.running_turns())
+            log.warning("node_lease_lost", node=link.node, taken_over=len(taken))
+            self.reregister(taken)
             self._sessions.close_all(CloseCode.GOING_AWAY, "this node lost its lease; resume")
         self._leased = True
+
+    async def _taken_over(self, turn_ids: list[str]) -> set[str]:
+        """Which of these turns another node holds now (it took them while we stalled)."""
+        if not turn_ids:
+            return set()
+        link = self._link
+        values: Any = await link.client.hmget(link.keys.turns, turn_ids)
+        return {
+            turn_id for turn_id, value in zip(turn_ids, values, strict=True)
+            if value is not None and value.decode().split("\t", 1)[0] != link.node
+        }
 
     async def _keep_lease(self) -> None:
         loop = asyncio.get_running_loop()
