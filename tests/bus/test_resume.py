@@ -222,3 +222,15 @@ async def test_an_event_right_after_the_open_is_delivered(make_bus: MakeBus) -> 
     await b.settle()
 
     assert outlet.seqs == [1]
+
+
+async def test_a_session_id_that_is_not_ours_is_refused_without_touching_redis(
+    make_bus: MakeBus, redis: aioredis.Redis
+) -> None:
+    """A resume naming another key (`s_X:log`, a stream) is `resumed: false`, not a Redis
+    type error: a client's id never becomes part of a key unless it is one we made."""
+    bus = await make_bus()
+    session, _ = await attached(bus, ALICE)
+    for forged in (f"{session.id}:log", "s_" + "x" * 40, "../s_x", ""):
+        resume = protocol.ResumeInfo(session_id=forged, resume_token=session.resume_token, last_seq=0)
+        assert await bus.sessions.resume(ALICE, resume) is None

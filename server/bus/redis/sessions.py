@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import re
 import secrets
 from collections.abc import Iterable, Iterator, MutableSet
 from typing import Any
@@ -28,6 +29,8 @@ from server.store.base import UserRecord
 
 log = structlog.get_logger("chinwag.bus")
 
+# What `open` makes: "s_" and 16 URL-safe characters.
+SESSION_ID = re.compile(r"s_[A-Za-z0-9_-]{16}")
 # Log entries read per request when catching up.
 CATCH_UP_PAGE = 512
 
@@ -239,6 +242,8 @@ class RedisSessions:
         ), arrived)
 
     async def resume(self, user: UserRecord, resume: protocol.ResumeInfo) -> RemoteSession | None:
+        if not SESSION_ID.fullmatch(resume.session_id):
+            return None  # not one we made: and a client's text never becomes a key name
         link = self._link
         with self._catching(resume.session_id) as arrived:
             reply = await self._call(link.scripts.resume, [
