@@ -65,10 +65,6 @@ class StreamingAnswer(msgspec.Struct, kw_only=True):
     created_at: str  # when its turn started (a regenerated answer: when it was restarted)
 
 
-# How long a claim of a run by one owner keeps other owners out (`claim_run`).
-CLAIM_FENCE_S = 30.0
-
-
 class RunRecord(msgspec.Struct, kw_only=True):
     """A running turn as the store remembers it (`save_run`), so that a turn interrupted
     by a crash, a deploy or a node's death can be continued from its answer's checkpoint."""
@@ -228,18 +224,12 @@ class Store(Protocol):
     async def end_run(self, turn_id: str) -> None:
         """Forget a run (its answer was committed); nothing happens for an unknown one."""
 
-    async def claim_run(
-        self, turn_id: str, *, owner: str | None = None, fence_s: float = CLAIM_FENCE_S
-    ) -> tuple[RunRecord, Message] | None:
+    async def claim_run(self, turn_id: str) -> tuple[RunRecord, Message] | None:
         """Take a run to continue it: when it exists and its answer is still `streaming`
         and still its turn's, count one more attempt and return the run (with the new
         count) and the answer as checkpointed. Otherwise None. Atomic: each of several
-        claims counts once, one after the other.
-
-        With an `owner` (unique to a process), the claim is exclusive: None when `owner`
-        holds it already, or when another owner claimed it less than `fence_s` seconds
-        ago; else `owner` holds it from now. A claim without an owner is not fenced and
-        leaves the holder as it was."""
+        claims counts once, one after the other. Who may claim is decided before (the one
+        process starting, or the one node that released a dead node's turns)."""
 
     async def interrupted_runs(self, *, limit: int = 1000) -> list[RunRecord]:
         """The runs whose answer is still `streaming` under their turn, oldest first, at

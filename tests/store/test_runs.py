@@ -212,52 +212,13 @@ async def test_a_run_of_someone_elses_or_no_answer_is_not_saved(store: AnyStore)
     assert await stored_runs(store) == 0
 
 
-async def test_an_owner_claims_a_run_exclusively_for_the_fence(store: AnyStore) -> None:
-    accepted = await send(store, ALICE, "hi")
-    await store.save_run(run_of(accepted))
-    turn = accepted.turn_id
-
-    first = await store.claim_run(turn, owner="node-a")
-    assert first is not None and first[0].attempts == 1
-    assert await store.claim_run(turn, owner="node-a") is None  # holds it already
-    assert await store.claim_run(turn, owner="node-b") is None  # within the fence
-    # Once the fence has passed, another owner takes it over, and the first is out.
-    taken = await store.claim_run(turn, owner="node-b", fence_s=0)
-    assert taken is not None and taken[0].attempts == 2
-    assert await store.claim_run(turn, owner="node-a") is None
-    # A claim without an owner is not fenced, and leaves node-b holding it.
-    anonymous = await store.claim_run(turn)
-    assert anonymous is not None and anonymous[0].attempts == 3
-    assert await store.claim_run(turn, owner="node-b", fence_s=0) is None
-    # Saving the run again (a new start) clears the holder.
-    await store.save_run(run_of(accepted))
-    assert await store.claim_run(turn, owner="node-b") is not None
-
-
-async def test_concurrent_owners_claim_a_run_once(open_store: OpenStore) -> None:
-    node_a, node_b = await open_store(), await open_store()
-    accepted = await send(node_a, ALICE, "hi")
-    await node_a.save_run(run_of(accepted))
-
-    results = await asyncio.gather(
-        *(
-            node.claim_run(accepted.turn_id, owner=f"{name}-{i}")
-            for name, node in (("a", node_a), ("b", node_b))
-            for i in range(4)
-        )
-    )
-
-    won = [r for r in results if r is not None]
-    assert len(won) == 1 and won[0][0].attempts == 1
-
-
 async def test_a_run_copied_from_sqlite_continues_on_postgres(
     sqlite_store: SqliteStore, postgres_url: str
 ) -> None:
     accepted = await send(sqlite_store, ALICE, "hi")
     await sqlite_store.save_run(run_of(accepted, model="echo", variables={"k": "v"}))
     await sqlite_store.checkpoint_message(accepted.answer_id, text("so far"))
-    await sqlite_store.claim_run(accepted.turn_id, owner="sqlite-process")
+    await sqlite_store.claim_run(accepted.turn_id)
     await sqlite_store.close()
 
     rows = copy.read_sqlite(sqlite_store.path)
@@ -273,8 +234,7 @@ async def test_a_run_copied_from_sqlite_continues_on_postgres(
     try:
         [interrupted] = await target.interrupted_runs()
         assert (interrupted.turn_id, interrupted.variables) == (accepted.turn_id, {"k": "v"})
-        assert await target.claim_run(accepted.turn_id, owner="sqlite-process") is None
-        claimed = await target.claim_run(accepted.turn_id, owner="pg-node", fence_s=0)
+        claimed = await target.claim_run(accepted.turn_id)
         assert claimed is not None
         assert (claimed[0].attempts, claimed[1].text) == (2, "so far")
     finally:

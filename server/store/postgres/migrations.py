@@ -169,8 +169,6 @@ CREATE TABLE runs (
     variables       TEXT,
     chars           INTEGER NOT NULL,
     attempts        INTEGER NOT NULL DEFAULT 0,
-    claimed_by      TEXT,
-    claimed_at      TEXT COLLATE "C",
     created_at      TEXT COLLATE "C" NOT NULL
 );
 CREATE INDEX runs_by_age ON runs (created_at, turn_id);

@@ -8,8 +8,6 @@ row only), so the lock order of `messages.py` is kept.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import asyncpg
 
 from server.errors import NotFound
@@ -22,7 +20,7 @@ from server.store.records import RUN_COLUMNS, RUN_FIELDS, RUN_IS_LIVE, to_run
 _UPDATES = ", ".join(f"{name} = excluded.{name}" for name in RUN_FIELDS[1:])
 _SAVE = (
     f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-    f" ON CONFLICT (turn_id) DO UPDATE SET {_UPDATES}, claimed_by = NULL, claimed_at = NULL"
+    f" ON CONFLICT (turn_id) DO UPDATE SET {_UPDATES}"
 )
 # The run's columns as `run_*` beside the answer's own, which `to_message` reads.
 _RETURNING = ", ".join(
@@ -30,12 +28,9 @@ _RETURNING = ", ".join(
     + [f"m.{name.strip()}" for name in MESSAGE_COLUMNS.split(",")]
 )
 _CLAIM = (
-    "UPDATE runs SET attempts = runs.attempts + 1, claimed_by = coalesce($2, runs.claimed_by),"
-    " claimed_at = CASE WHEN $2::text IS NULL THEN runs.claimed_at ELSE $3 END"
+    "UPDATE runs SET attempts = runs.attempts + 1"
     " FROM messages m WHERE runs.turn_id = $1 AND m.id = runs.answer_id"
     " AND m.turn_id = runs.turn_id AND m.status = 'streaming' AND m.role = 'assistant'"
-    " AND ($2::text IS NULL OR runs.claimed_by IS NULL"
-    " OR (runs.claimed_by <> $2 AND runs.claimed_at <= $4))"
     f" RETURNING {_RETURNING}"
 )
 
@@ -63,13 +58,9 @@ async def end_run(conn: asyncpg.Connection, turn_id: str) -> None:
     await conn.execute("DELETE FROM runs WHERE turn_id = $1", turn_id)
 
 
-async def claim_run(
-    conn: asyncpg.Connection, turn_id: str, owner: str | None, fence_s: float
-) -> tuple[RunRecord, Message] | None:
+async def claim_run(conn: asyncpg.Connection, turn_id: str) -> tuple[RunRecord, Message] | None:
     """One more attempt of a live run (see `Store.claim_run`), with its answer."""
-    moment = datetime.now(UTC)
-    now, fence = ids.format_time(moment), ids.format_time(moment - timedelta(seconds=fence_s))
-    row = await conn.fetchrow(_CLAIM, turn_id, owner, now, fence)
+    row = await conn.fetchrow(_CLAIM, turn_id)
     if row is None:
         return None
     run = to_run({name: row[f"run_{name}"] for name in RUN_FIELDS})

@@ -158,8 +158,6 @@ CREATE TABLE runs (
     variables       TEXT,  -- JSON object
     chars           INTEGER NOT NULL,
     attempts        INTEGER NOT NULL DEFAULT 0,
-    claimed_by      TEXT,  -- the owner of the last exclusive claim
-    claimed_at      TEXT,
     created_at      TEXT NOT NULL
 );
 CREATE INDEX runs_by_age ON runs (created_at, turn_id);

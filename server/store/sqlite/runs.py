@@ -1,13 +1,12 @@
 """Runs, the turns running now, on SQLite: plain functions of a sqlite3 connection.
 
 The writes run on the group-commit writer, so each one's checks and changes are one step:
-of two claims of a run, the second sees the first's count (and holder).
+of two claims of a run, the second sees the first's count.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime, timedelta
 
 from server.errors import NotFound
 from server.protocol import Message
@@ -39,7 +38,7 @@ def save_run(conn: sqlite3.Connection, run: RunRecord) -> None:
     updates = ", ".join(f"{name} = excluded.{name}" for name in RUN_FIELDS[1:])
     conn.execute(
         f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        f" ON CONFLICT (turn_id) DO UPDATE SET {updates}, claimed_by = NULL, claimed_at = NULL",
+        f" ON CONFLICT (turn_id) DO UPDATE SET {updates}",
         (
             run.turn_id, run.user_id, run.conversation_id, run.answer_id, run.model,
             run.template, dumps(run.variables), run.chars, run.attempts,
@@ -52,19 +51,12 @@ def end_run(conn: sqlite3.Connection, turn_id: str) -> None:
     conn.execute("DELETE FROM runs WHERE turn_id = ?", (turn_id,))
 
 
-def claim_run(
-    conn: sqlite3.Connection, turn_id: str, owner: str | None, fence_s: float
-) -> tuple[RunRecord, Message] | None:
+def claim_run(conn: sqlite3.Connection, turn_id: str) -> tuple[RunRecord, Message] | None:
     """One more attempt of a live run (see `Store.claim_run`), with its answer."""
-    moment = datetime.now(UTC)
-    now, fence = ids.format_time(moment), ids.format_time(moment - timedelta(seconds=fence_s))
     row = conn.execute(
-        "UPDATE runs SET attempts = attempts + 1, claimed_by = coalesce(?1, claimed_by),"
-        " claimed_at = CASE WHEN ?1 IS NULL THEN claimed_at ELSE ?2 END"
-        f" WHERE turn_id = ?3 AND {RUN_IS_LIVE}"
-        " AND (?1 IS NULL OR claimed_by IS NULL OR (claimed_by != ?1 AND claimed_at <= ?4))"
+        f"UPDATE runs SET attempts = attempts + 1 WHERE turn_id = ? AND {RUN_IS_LIVE}"
         f" RETURNING {RUN_COLUMNS}",
-        (owner, now, turn_id, fence),
+        (turn_id,),
     ).fetchone()
     if row is None:
         return None

@@ -19,7 +19,6 @@ import aiosqlite
 from server.config.settings import StoreSettings
 from server.protocol import Conversation, Message
 from server.store.base import (
-    CLAIM_FENCE_S,
     Accepted,
     NewUserMessage,
     Restarted,
@@ -152,10 +151,8 @@ class SqliteStore(AccountsMixin, ApprovalsMixin):
     async def end_run(self, turn_id: str) -> None:
         await self._write(runs.end_run, turn_id)
 
-    async def claim_run(
-        self, turn_id: str, *, owner: str | None = None, fence_s: float = CLAIM_FENCE_S
-    ) -> tuple[RunRecord, Message] | None:
-        return await self._write(runs.claim_run, turn_id, owner, fence_s)
+    async def claim_run(self, turn_id: str) -> tuple[RunRecord, Message] | None:
+        return await self._write(runs.claim_run, turn_id)
 
     async def interrupted_runs(self, *, limit: int = 1000) -> list[RunRecord]:
         return await self._read(runs.interrupted_runs, limit=limit)
