@@ -35,34 +35,44 @@ class Interruptions:
         self._runner = runner
 
     async def recover_at_start(self) -> tuple[int, int]:
-        """One process starting: continue every interrupted run, end every other answer
-        left streaming. Returns (continued, ended)."""
-        continued = 0
-        if self._live.current.turns.on_interrupt == "continue":
+        """One process starting: continue every interrupted run ("continue"), end every
+        other answer left streaming. Returns (continued, ended)."""
+        if self._live.current.turns.on_interrupt != "continue":
+            ended = await self._store.recover()  # one statement for all of them
+            continued = 0
+        else:
+            continued = 0
             for run in await self._store.interrupted_runs():
                 if await self.continue_here(run.turn_id):
                     continued += 1
-        ended = 0
-        now = format_time(datetime.now(UTC))
-        for answer in await self._store.streaming_answers(created_before=now):
-            if answer.turn_id in self._runner.running:
-                continue  # just taken up again
-            if await self._store.abandon_answer(answer.message_id, turn_id=answer.turn_id or None):
-                ended += 1
+            ended = await self._end_the_rest()
         if continued or ended:
             log.warning("interrupted_turns_recovered", continued=continued, ended=ended)
         return continued, ended
 
+    async def _end_the_rest(self) -> int:
+        """End the answers left streaming that were not taken up, a page at a time (each
+        page lists what the last one left, until only turns running here remain)."""
+        now = format_time(datetime.now(UTC))
+        ended = 0
+        while True:
+            page = await self._store.streaming_answers(created_before=now)
+            leftovers = [a for a in page if a.turn_id not in self._runner.running]
+            before = ended
+            for answer in leftovers:
+                if await self._store.abandon_answer(answer.message_id, turn_id=answer.turn_id or None):
+                    ended += 1
+            if ended == before:  # nothing left, or nothing this page could end: no loop
+                return ended
+
     async def continue_here(self, turn_id: str) -> bool:
         """Take the interrupted turn up in this process. False when there is nothing to
-        continue (no run, its answer finished, "mark", or another process holds it): the
-        caller then ends the answer as `incomplete`."""
+        continue (no run, its answer finished, or "mark"): the caller then ends the answer
+        as `incomplete`. Who may take a turn up is decided before this: the one process
+        starting, or the one node that released a dead node's turns."""
         settings = self._live.current.turns
         if settings.on_interrupt != "continue" or turn_id in self._runner.running:
             return False
-        # Unfenced: who may take a turn up is decided before this (the one process starting,
-        # or the one node that released the dead node's turns), and a fence would keep the
-        # turn from a node that takes over from a taker that died within the fence.
         claimed = await self._store.claim_run(turn_id)
         if claimed is None:
             return False
