@@ -49,3 +49,8 @@ def stored_time(value: str) -> str:
         return format_time(datetime.fromisoformat(value))
     except ValueError:
         raise BadRequest(f"not an RFC 3339 time: {value!r}") from None
+
+
+def stored_bound(value: str | None) -> str | None:
+    """`stored_time` of an optional bound (a search's `since`/`until`)."""
+    return None if value is None else stored_time(value)

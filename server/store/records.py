@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from server.protocol import Conversation, Message
-from server.store.base import ApprovalRecord, RunRecord
+from server.store.base import ApprovalRecord, RunRecord, StreamingAnswer
 
 # What a stored message and conversation may hold, whatever the backend.
 STATUSES = frozenset({"complete", "streaming", "cancelled", "incomplete", "failed"})
@@ -131,6 +131,16 @@ RUN_IS_LIVE = (
     "EXISTS (SELECT 1 FROM messages m WHERE m.id = runs.answer_id AND m.turn_id = runs.turn_id"
     " AND m.status = 'streaming' AND m.role = 'assistant')"
 )
+
+
+def to_streaming_answer(row: Any) -> StreamingAnswer:
+    return StreamingAnswer(
+        message_id=row["id"],
+        turn_id=row["turn_id"],
+        user_id=row["user_id"],
+        conversation_id=row["conversation_id"],
+        created_at=row["created_at"],
+    )
 
 
 def to_run(row: Any) -> RunRecord:

@@ -17,6 +17,7 @@ from server.store.postgres.rows import (
     to_message,
 )
 from server.store.postgres.search import query_words
+from server.store.records import to_streaming_answer
 
 
 async def get_user(conn: asyncpg.Connection, user_id: str) -> UserRecord | None:
@@ -101,16 +102,7 @@ async def streaming_answers(
 ) -> list[StreamingAnswer]:
     """Streaming answers created before `created_before`, oldest first."""
     rows = await conn.fetch(STREAMING_ANSWERS, stored_time(created_before), max(limit, 0))
-    return [
-        StreamingAnswer(
-            message_id=row["id"],
-            turn_id=row["turn_id"],
-            user_id=row["user_id"],
-            conversation_id=row["conversation_id"],
-            created_at=row["created_at"],
-        )
-        for row in rows
-    ]
+    return [to_streaming_answer(row) for row in rows]
 
 
 async def conversation_row(

@@ -13,7 +13,7 @@ import asyncpg
 
 from server.errors import NotFound
 from server.store.base import SearchHit
-from server.store.ids import stored_time
+from server.store.ids import stored_bound
 from server.store.postgres.rows import no_nul
 
 SNIPPET_WORDS = 24
@@ -65,8 +65,8 @@ async def search_messages(
     for column, operator, value in (
         ("m.conversation_id", "=", conversation_id),
         ("m.role", "=", role),
-        ("m.created_at", ">=", _time(since)),
-        ("m.created_at", "<", _time(until)),
+        ("m.created_at", ">=", stored_bound(since)),
+        ("m.created_at", "<", stored_bound(until)),
     ):
         if value is not None:
             params.append(value)
@@ -112,6 +112,3 @@ def _snippet(headline: str, text: str, marks: tuple[str, str]) -> str:
     return snippet
 
 
-def _time(value: str | None) -> str | None:
-    """An RFC 3339 bound in the stored form, so that text comparison is time comparison."""
-    return None if value is None else stored_time(value)

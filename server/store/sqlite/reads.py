@@ -11,12 +11,13 @@ from typing import Any
 from server.errors import NotFound
 from server.protocol import Conversation, Message
 from server.store.base import SearchHit, StreamingAnswer, UserRecord
-from server.store.ids import stored_time
+from server.store.ids import stored_bound, stored_time
 from server.store.records import (
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
     to_conversation,
     to_message,
+    to_streaming_answer,
 )
 from server.store.sqlite.fts import match_expression
 
@@ -114,8 +115,8 @@ def search_messages(
         params.append(conversation_id)
     for clause, value in (
         ("m.role = ?", role),
-        ("m.created_at >= ?", _time(since)),
-        ("m.created_at < ?", _time(until)),
+        ("m.created_at >= ?", stored_bound(since)),
+        ("m.created_at < ?", stored_bound(until)),
     ):
         if value is not None:
             where.append(clause)
@@ -146,7 +147,7 @@ def streaming_answers(
     """Streaming answers created before `created_before`, oldest first."""
     bounds = (stored_time(created_before), max(limit, 0))
     rows = conn.execute(STREAMING_ANSWERS, bounds).fetchall()
-    return [_streaming_answer(row) for row in rows]
+    return [to_streaming_answer(row) for row in rows]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -178,19 +179,8 @@ def _matching(query: str, params: list[Any], user_id: str) -> str:
     return f"({clause})"
 
 
-def _time(value: str | None) -> str | None:
-    """An RFC 3339 bound in the stored form, so that text comparison is time comparison."""
-    return None if value is None else stored_time(value)
 
 
-def _streaming_answer(row: sqlite3.Row) -> StreamingAnswer:
-    return StreamingAnswer(
-        message_id=row["id"],
-        turn_id=row["turn_id"],
-        user_id=row["user_id"],
-        conversation_id=row["conversation_id"],
-        created_at=row["created_at"],
-    )
 
 
 def _hit(row: sqlite3.Row) -> SearchHit:
