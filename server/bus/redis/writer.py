@@ -117,7 +117,9 @@ class Writer:
                 replies = await self._execute(batch)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
                 self.unreachable = True
-                batch = self._fail_calls(batch + self._take_queued(), exc)
+                batch = self._fail_calls(
+                    batch + self._take_queued(), f"the session bus cannot be reached: {exc}"
+                )
                 if not batch:
                     return
                 log.warning("bus_unreachable", error=str(exc), attempt=attempt, queued=len(batch))
@@ -127,7 +129,7 @@ class Writer:
                 # Not the network (that is retried): resending would fail the same way, and
                 # the writer must outlive it, or every later event would wait forever.
                 log.exception("bus_batch_dropped", commands=len(batch))
-                self._fail_calls(batch, exc)
+                self._fail_calls(batch, f"the session bus failed: {exc}")
                 return
             self.unreachable = False
             for command, reply in zip(batch, replies, strict=True):
@@ -167,12 +169,12 @@ class Writer:
         return taken
 
     @staticmethod
-    def _fail_calls(batch: list[_Command], exc: Exception) -> list[_Command]:
+    def _fail_calls(batch: list[_Command], why: str) -> list[_Command]:
         """Calls fail now (their caller can retry); queued sends stay, to be resent."""
         kept = []
         for command in batch:
             if command.reply is None:
                 kept.append(command)
             elif not command.reply.done():
-                command.reply.set_exception(Unavailable(f"the session bus cannot be reached: {exc}"))
+                command.reply.set_exception(Unavailable(why))
         return kept
