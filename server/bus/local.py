@@ -3,8 +3,6 @@ there is nothing to route."""
 
 from __future__ import annotations
 
-import os
-import secrets
 from typing import Literal
 
 from server.config.live import LiveConfig
@@ -47,8 +45,6 @@ class LocalBus:
     recovers_at_start = True
 
     def __init__(self, live: LiveConfig):
-        # Unique per process start: what the store's claim of an interrupted run names.
-        self.node_id = f"local-{os.getpid()}-{secrets.token_hex(3)}"
         self.sessions = SessionRegistry(lambda: live.current.session)
         self.fanout = Fanout(self.sessions)
         self.turns = LocalTurns()
