@@ -217,9 +217,10 @@ class Store(Protocol):
     # -- runs: the turns running now, remembered so that an interrupted one can continue
 
     async def save_run(self, run: RunRecord) -> None:
-        """Remember a turn when it starts; a run with the same `turn_id` is replaced, and
-        the runs of earlier turns of the same answer are forgotten (a regenerate). NotFound
-        when `answer_id` is not a message of that user's conversation."""
+        """Remember a turn (accept and restart do it for theirs in the same commit); a run
+        with the same `turn_id` is replaced, and the runs of earlier turns of the same
+        answer are forgotten (a regenerate). NotFound when `answer_id` is not a message of
+        that user's conversation."""
 
     async def end_run(self, turn_id: str) -> None:
         """Forget a run (its answer was committed); nothing happens for an unknown one."""
@@ -251,12 +252,15 @@ class Store(Protocol):
     async def accept_user_message(self, new: NewUserMessage) -> Accepted:
         """Commit a user message once per (user, client_msg_id), creating its conversation
         when `conversation_id` is None, and reserve its answer: an empty assistant message
-        with status `streaming` right after it (see `Accepted.answer_id`). Committed before it returns (the `ack` depends on it).
-        Raises NotFound for a conversation the user does not own."""
+        with status `streaming` right after it (see `Accepted.answer_id`), and its turn's
+        run (see `save_run`), so that a crash at any point after the `ack` leaves a turn to
+        continue. Committed before it returns (the `ack` depends on it). Raises NotFound
+        for a conversation the user does not own."""
 
     async def restart_answer(self, user_id: str, conversation_id: str, message_id: str) -> Restarted:
         """Empty the newest answer of a conversation and mark it `streaming` again, for a
-        new turn that answers the same question (regenerate). An answer still streaming is
+        new turn that answers the same question (regenerate), with the new turn's run. An
+        answer still streaming is
         left alone (`created` False). NotFound for another user's conversation or message;
         Conflict when it is not the conversation's newest message."""
 

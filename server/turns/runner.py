@@ -32,7 +32,7 @@ from server.models.base import ChatMessage, ModelRequest, ToolSpec
 from server.models.selector import Selection, Selector
 from server.observability.metrics import Metrics
 from server.prompts.library import PromptLibrary
-from server.store.base import RunRecord, Store
+from server.store.base import Store
 from server.tools.executor import ToolExecutor
 from server.turns.checkpoints import Checkpointer
 from server.turns.history_budget import build_context, estimate_tokens
@@ -173,10 +173,6 @@ class TurnRunner:
             user_id=request.user.id,
         ):
             try:
-                if not request.continued:
-                    # Off the turn's path: a crash before it commits only means this turn
-                    # ends `incomplete` instead of continuing.
-                    self._background(self._save_run(turn))
                 async with self._locks.hold(request.conversation_id):
                     await self._execute(turn)
             except asyncio.CancelledError:
@@ -359,19 +355,6 @@ class TurnRunner:
         self._chores.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("turn_bookkeeping_failed", error=str(task.exception()))
-
-    async def _save_run(self, turn: RunningTurn) -> None:
-        """Remember what the turn needs to be continued, should it be interrupted."""
-        request = turn.request
-        try:
-            await self.store.save_run(RunRecord(
-                turn_id=request.turn_id, user_id=request.user.id,
-                conversation_id=request.conversation_id, answer_id=turn.message_id,
-                model=request.model, template=request.template, variables=request.variables,
-                chars=request.chars, attempts=0, created_at="",
-            ))
-        except Exception:  # a turn that cannot be continued later still runs now
-            log.exception("run_not_saved")
 
     async def _history_within(self, turn: RunningTurn, budget: int) -> list[protocol.Message]:
         """The messages before this turn's answer, read newest page first until they are

@@ -13,7 +13,7 @@ import pytest
 
 from server.config.settings import StoreSettings
 from server.errors import NotFound
-from server.store.base import Accepted, RunRecord
+from server.store.base import Accepted, NewUserMessage, RunRecord
 from server.store.postgres import copy
 from server.store.postgres.store import PostgresStore
 from server.store.sqlite.store import SqliteStore
@@ -131,8 +131,29 @@ async def test_an_abandoned_or_recovered_answer_is_not_claimed(store: AnyStore) 
     assert await store.interrupted_runs() == []
 
 
+async def test_an_accepted_message_commits_its_turns_run_with_it(store: AnyStore) -> None:
+    """From the `ack` on, a crash leaves a run to continue: no window where the answer is
+    streaming and nothing says how to continue it."""
+    accepted = await store.accept_user_message(NewUserMessage(
+        user_id=ALICE, client_msg_id="c1", text="tell me", model="echo", template="default",
+        variables={"tone": "dry"},
+    ))
+    again = await store.accept_user_message(NewUserMessage(
+        user_id=ALICE, client_msg_id="c1", text="tell me",
+    ))
+
+    [run] = await store.interrupted_runs()
+    assert run == RunRecord(
+        turn_id=accepted.turn_id, user_id=ALICE, conversation_id=accepted.conversation_id,
+        answer_id=accepted.answer_id, model="echo", template="default",
+        variables={"tone": "dry"}, chars=7, attempts=0, created_at=run.created_at,
+    )
+    assert not again.created and await stored_runs(store) == 1  # a resend adds none
+
+
 async def test_unknown_runs_are_not_claimed_and_end_quietly(store: AnyStore) -> None:
-    accepted = await send(store, ALICE, "hi")  # streaming, but no run saved for it
+    accepted = await send(store, ALICE, "hi")
+    await store.end_run(accepted.turn_id)
     assert await store.claim_run(accepted.turn_id) is None
     assert await store.claim_run("t_nope") is None
     await store.end_run("t_nope")
@@ -186,12 +207,9 @@ async def test_a_regenerated_answer_leaves_its_old_run_unclaimable(store: AnySto
     await store.save_run(run_of(accepted))
     await store.finish_message(accepted.answer_id, content=text("first"), status="complete")
     restarted = await store.restart_answer(ALICE, accepted.conversation_id, accepted.answer_id)
-    # Streaming again, under a new turn, before the new turn's run is saved.
+
+    # Streaming again under a new turn, whose run the restart committed with it.
     assert await store.claim_run(accepted.turn_id) is None
-    assert await store.interrupted_runs() == []
-
-    await store.save_run(run_of(accepted, turn_id=restarted.turn_id))
-
     assert await stored_runs(store) == 1  # the old turn's run is forgotten
     assert [r.turn_id for r in await store.interrupted_runs()] == [restarted.turn_id]
     claimed = await store.claim_run(restarted.turn_id)
@@ -209,7 +227,7 @@ async def test_a_run_of_someone_elses_or_no_answer_is_not_saved(store: AnyStore)
         await store.save_run(run_of(accepted, answer_id="m_nope"))
     with pytest.raises(NotFound):  # the question is not an answer
         await store.save_run(run_of(accepted, answer_id=accepted.message_id))
-    assert await stored_runs(store) == 0
+    assert await stored_runs(store) == 1  # only the one the accept committed
 
 
 async def test_a_run_copied_from_sqlite_continues_on_postgres(

@@ -17,7 +17,7 @@ import asyncpg
 from server.errors import BadRequest, Conflict, NotFound
 from server.protocol import Conversation, Message
 from server.store import ids
-from server.store.base import Accepted, NewUserMessage, Restarted, UserRecord
+from server.store.base import Accepted, NewUserMessage, Restarted, RunRecord, UserRecord
 from server.store.postgres.rows import (
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
@@ -29,6 +29,7 @@ from server.store.postgres.rows import (
     to_conversation,
     to_message,
 )
+from server.store.postgres.runs import insert_run
 from server.store.records import CONVERSATION_FIELDS, STATUSES, with_earlier_usage
 
 
@@ -98,6 +99,11 @@ async def accept_user_message(conn: asyncpg.Connection, new: NewUserMessage) -> 
         conn, message_id=answer_id, conversation_id=conversation_id, user_id=new.user_id,
         turn_id=turn_id, role="assistant", content=[], status="streaming", now=now,
     )
+    await insert_run(conn, RunRecord(
+        turn_id=turn_id, user_id=new.user_id, conversation_id=conversation_id,
+        answer_id=answer_id, model=new.model, template=new.template,
+        variables=new.variables, chars=len(new.text), created_at=now,
+    ))
     await _touch(conn, conversation_id, now)
     return Accepted(
         conversation_id=conversation_id,
@@ -194,6 +200,10 @@ async def restart_answer(
         " created_at = $2 WHERE id = $3",
         turn_id, now, message_id,
     )
+    await insert_run(conn, RunRecord(
+        turn_id=turn_id, user_id=user_id, conversation_id=conversation_id,
+        answer_id=message_id, chars=chars, created_at=now,
+    ))
     await _touch(conn, conversation_id, now)
     return Restarted(
         conversation_id=conversation_id, message_id=message_id, turn_id=turn_id,

@@ -44,6 +44,12 @@ async def save_run(conn: asyncpg.Connection, run: RunRecord) -> None:
     )
     if answer is None:
         raise NotFound("message not found")
+    await insert_run(conn, run)
+
+
+async def insert_run(conn: asyncpg.Connection, run: RunRecord) -> None:
+    """Write the run of a turn whose answer the caller has just reserved or restarted, in
+    the same transaction: from the `ack` on, a crash leaves a run to continue."""
     await conn.execute(
         "DELETE FROM runs WHERE answer_id = $1 AND turn_id <> $2", run.answer_id, run.turn_id
     )

@@ -22,6 +22,8 @@ from server.store.records import (
     to_run,
 )
 
+_UPDATES = ", ".join(f"{name} = excluded.{name}" for name in RUN_FIELDS[1:])
+
 
 def save_run(conn: sqlite3.Connection, run: RunRecord) -> None:
     """Insert or replace the run of `run.turn_id`; forget earlier runs of its answer."""
@@ -32,13 +34,18 @@ def save_run(conn: sqlite3.Connection, run: RunRecord) -> None:
     ).fetchone()
     if answer is None:
         raise NotFound("message not found")
+    insert_run(conn, run)
+
+
+def insert_run(conn: sqlite3.Connection, run: RunRecord) -> None:
+    """Write the run of a turn whose answer the caller has just reserved or restarted, in
+    the same transaction: from the `ack` on, a crash leaves a run to continue."""
     conn.execute(
         "DELETE FROM runs WHERE answer_id = ? AND turn_id != ?", (run.answer_id, run.turn_id)
     )
-    updates = ", ".join(f"{name} = excluded.{name}" for name in RUN_FIELDS[1:])
     conn.execute(
         f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        f" ON CONFLICT (turn_id) DO UPDATE SET {updates}",
+        f" ON CONFLICT (turn_id) DO UPDATE SET {_UPDATES}",
         (
             run.turn_id, run.user_id, run.conversation_id, run.answer_id, run.model,
             run.template, dumps(run.variables), run.chars, run.attempts,

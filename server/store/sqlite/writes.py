@@ -13,7 +13,7 @@ from typing import Any
 from server.errors import BadRequest, Conflict, NotFound
 from server.protocol import Conversation, Message
 from server.store import ids
-from server.store.base import Accepted, NewUserMessage, Restarted, UserRecord
+from server.store.base import Accepted, NewUserMessage, Restarted, RunRecord, UserRecord
 from server.store.records import (
     CONVERSATION_COLUMNS,
     CONVERSATION_FIELDS,
@@ -26,6 +26,7 @@ from server.store.records import (
     to_message,
     with_earlier_usage,
 )
+from server.store.sqlite.runs import insert_run
 
 
 def ensure_user(conn: sqlite3.Connection, user: UserRecord) -> None:
@@ -88,6 +89,11 @@ def accept_user_message(conn: sqlite3.Connection, new: NewUserMessage) -> Accept
         status="streaming",
         now=now,
     )
+    insert_run(conn, RunRecord(
+        turn_id=turn_id, user_id=new.user_id, conversation_id=conversation_id,
+        answer_id=answer_id, model=new.model, template=new.template,
+        variables=new.variables, chars=len(new.text), created_at=now,
+    ))
     return Accepted(
         conversation_id=conversation_id,
         message_id=message_id,
@@ -181,6 +187,10 @@ def restart_answer(
         " created_at = ? WHERE id = ?",
         (turn_id, now, message_id),
     )
+    insert_run(conn, RunRecord(
+        turn_id=turn_id, user_id=user_id, conversation_id=conversation_id,
+        answer_id=message_id, chars=len(question["text"]), created_at=now,
+    ))
     _touch(conn, conversation_id, now)
     return restarted(turn_id, created=True)
 
