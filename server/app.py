@@ -31,11 +31,12 @@ from server.gateway.connection import websocket_endpoint
 from server.gateway.parts import GatewayParts
 from server.http import export_route, probes
 from server.http.body_limit import BodyLimitMiddleware
-from server.http.rate_limits import build_http_limiter, rate_limited_handler
+from server.http.rate_limits import OneResponseStart, build_http_limiter, rate_limited_handler
 from server.http.security import SecurityMiddleware
 from server.models import close_providers
 from server.models.base import Provider
 from server.observability.health import Readiness
+from server.openai_api import chat as openai_chat
 from server.protocol import CloseCode
 from server.runtime import Runtime
 from server.store.base import Store
@@ -102,6 +103,7 @@ def create_app(
             *probes.routes(Readiness(runtime.store, runtime.selector, lambda: runtime.draining, runtime.bus), runtime.metrics),
             WebSocketRoute("/ws", websocket_endpoint(gateway_parts(runtime))),
             *export_route.routes(runtime.store, runtime.authenticator),
+            *openai_chat.routes(api_parts(runtime)),
             Mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static"),
         ],
         lifespan=lifespan,
@@ -187,6 +189,7 @@ def _install_http_guards(app: Starlette, runtime: Runtime, static_dir: Path) -> 
     app.router.routes[0:0] = logins.routes(limiter)
     app.add_exception_handler(RateLimitExceeded, rate_limited_handler(limiter, runtime.metrics))
     app.add_middleware(SlowAPIASGIMiddleware)
+    app.add_middleware(OneResponseStart)  # slowapi repeats the start of streamed responses
     app.add_middleware(BodyLimitMiddleware, limit_for=lambda path: body_limit(runtime.config, path))
     app.add_middleware(
         SecurityMiddleware,
@@ -216,4 +219,17 @@ def gateway_parts(runtime: Runtime) -> GatewayParts:
         metrics=runtime.metrics,
         allowed_origins=runtime.allowed_origins,
         host_allowed=runtime.host_allowed,
+    )
+
+
+def api_parts(runtime: Runtime) -> openai_chat.ApiParts:
+    """What the OpenAI-compatible routes use."""
+    return openai_chat.ApiParts(
+        authenticator=runtime.authenticator,
+        store=runtime.store,
+        turns=runtime.turns,
+        guard=runtime.guard,
+        selector=runtime.selector,
+        fanout=runtime.fanout,
+        draining=lambda: runtime.draining,
     )

@@ -20,6 +20,7 @@ from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.auth.identity import bearer_token
 from server.config.live import LiveConfig
@@ -91,3 +92,29 @@ def rate_limited_handler(
         return error_response("rate_limited", f"too many requests ({detail})", retry_after=retry_after)
 
     return rate_limited
+
+
+class OneResponseStart:
+    """slowapi's ASGI middleware holds back `http.response.start` to add its headers, then
+    sends it again before every body chunk: a streamed response (SSE) breaks on the second
+    chunk. Placed just outside it, this passes the first start of a response and drops the
+    repeats."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_once(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                if started:
+                    return
+                started = True
+            await send(message)
+
+        await self.app(scope, receive, send_once)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,6 +73,8 @@ class TurnRunner:
         self.running: dict[str, RunningTurn] = {}
         self._chores: set[asyncio.Task[None]] = set()
         self._locks = ConversationLocks()
+        # Callbacks of HTTP requests following a turn that runs here, by turn id.
+        self._listeners: dict[str, list[Callable[[protocol.Event], None]]] = {}
 
     @property
     def config(self) -> Config:
@@ -108,6 +110,21 @@ class TurnRunner:
         )
         turn.task = asyncio.create_task(self._run(turn), name=f"turn {request.turn_id}")
         return turn
+
+    def listen(self, turn_id: str, callback: Callable[[protocol.Event], None]) -> Callable[[], None]:
+        """Call `callback` with each event of the turn this process publishes, in order;
+        returns the function that stops it. For an HTTP request that follows a turn it
+        started here (the socket's sessions hear events through the bus instead)."""
+        self._listeners.setdefault(turn_id, []).append(callback)
+
+        def stop() -> None:
+            callbacks = self._listeners.get(turn_id, [])
+            if callback in callbacks:
+                callbacks.remove(callback)
+            if not callbacks:
+                self._listeners.pop(turn_id, None)
+
+        return stop
 
     def register_running(self, taken: set[str] | None = None) -> None:
         """Tell the directory again about every turn running here (it lost them), except
@@ -295,15 +312,12 @@ class TurnRunner:
             turn_variables=request.variables,
             now=datetime.now(UTC),
         )
-        budget = max(settings.context_window - settings.max_output_tokens - estimate_tokens(system), 0)
-        window = build_context(await self._history_within(turn, budget), budget=budget)
-        if window.dropped:
-            log.info(
-                "context_trimmed", dropped=window.dropped, kept=len(window.messages),
-                dropped_tokens=window.dropped_tokens, budget=budget,
-            )
-        window.require_some()
-        messages = window.messages
+        if request.instructions:
+            system = f"{system}\n\n{request.instructions}" if system else request.instructions
+        if request.context is not None:
+            messages = list(request.context)  # the client keeps the context: it is sent whole
+        else:
+            messages = await self._stored_context(turn, system, settings.context_window, settings.max_output_tokens)
         if request.continued:
             messages = [*messages, *await self._written_so_far(turn)]
         return ModelRequest(
@@ -312,6 +326,20 @@ class TurnRunner:
             tools=[ToolSpec(t.name, t.description, t.input_schema) for t in offered],
             max_tokens=settings.max_output_tokens,
         )
+
+    async def _stored_context(
+        self, turn: RunningTurn, system: str, context_window: int, max_output_tokens: int
+    ) -> list[ChatMessage]:
+        """The newest stored history that fits the model's budget."""
+        budget = max(context_window - max_output_tokens - estimate_tokens(system), 0)
+        window = build_context(await self._history_within(turn, budget), budget=budget)
+        if window.dropped:
+            log.info(
+                "context_trimmed", dropped=window.dropped, kept=len(window.messages),
+                dropped_tokens=window.dropped_tokens, budget=budget,
+            )
+        window.require_some()
+        return window.messages
 
     async def _written_so_far(self, turn: RunningTurn) -> list[ChatMessage]:
         """A continued turn's answer so far, as the model sees it: calls an interruption
@@ -439,5 +467,7 @@ class TurnRunner:
     def _publish(self, turn: RunningTurn, event: protocol.Event) -> None:
         request = turn.request
         self.fanout.turn_event(request.user.id, request.conversation_id, event)
+        for callback in list(self._listeners.get(request.turn_id, ())):
+            callback(event)
 
 

@@ -7,7 +7,7 @@ import asyncio
 import msgspec
 
 from server.errors import ChinwagError
-from server.models.base import Usage
+from server.models.base import ChatMessage, Usage
 from server.store.base import UserRecord
 from server.turns.transcript import Transcript
 
@@ -23,6 +23,11 @@ class TurnRequest(msgspec.Struct, kw_only=True):
     variables: dict[str, str] | None = None
     # An interrupted turn taken up again: its answer so far is in the store.
     continued: bool = False
+    # The client's own context (the OpenAI-compatible API: the request's messages are the
+    # context), used instead of the stored history; `instructions` follow the template's
+    # system prompt.
+    context: list[ChatMessage] | None = None
+    instructions: str | None = None
 
 
 class RunningTurn:
