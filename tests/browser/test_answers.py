@@ -13,7 +13,8 @@ pytestmark = pytest.mark.browser
 
 
 def test_regenerate_replaces_the_answer_and_never_resends_the_question(chat: ChatPage) -> None:
-    chat.send("hi there")
+    question = long_text(40)  # a second or so of streaming: long enough to see it stream
+    chat.send(question)
     first = chat.wait_answer("complete")
     answer_id = first.get_attribute("data-message-id")
 
@@ -24,9 +25,9 @@ def test_regenerate_replaces_the_answer_and_never_resends_the_question(chat: Cha
     expect(chat.user_rows).to_have_count(1)
     expect(chat.answers).to_have_count(1)
     expect(chat.last_answer).to_have_attribute("data-message-id", answer_id)
-    assert chat.answer_text() == "hi there"
+    assert chat.answer_text() == question
     stored = [(m["role"], m["text"]) for m in chat.history()]
-    assert stored == [("user", "hi there"), ("assistant", "hi there")]
+    assert stored == [("user", question), ("assistant", question)]
     chat.page.reload()
     chat.wait_connected()
     chat.wait_answer("complete")
