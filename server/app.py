@@ -37,6 +37,8 @@ from server.models import close_providers
 from server.models.base import Provider
 from server.observability.health import Readiness
 from server.openai_api import chat as openai_chat
+from server.openai_api import responses as openai_responses
+from server.openai_api.turns import ApiParts
 from server.protocol import CloseCode
 from server.runtime import Runtime
 from server.store.base import Store
@@ -104,6 +106,7 @@ def create_app(
             WebSocketRoute("/ws", websocket_endpoint(gateway_parts(runtime))),
             *export_route.routes(runtime.store, runtime.authenticator),
             *openai_chat.routes(api_parts(runtime)),
+            *openai_responses.routes(api_parts(runtime)),
             Mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static"),
         ],
         lifespan=lifespan,
@@ -222,9 +225,9 @@ def gateway_parts(runtime: Runtime) -> GatewayParts:
     )
 
 
-def api_parts(runtime: Runtime) -> openai_chat.ApiParts:
+def api_parts(runtime: Runtime) -> ApiParts:
     """What the OpenAI-compatible routes use."""
-    return openai_chat.ApiParts(
+    return ApiParts(
         authenticator=runtime.authenticator,
         store=runtime.store,
         turns=runtime.turns,

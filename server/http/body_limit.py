@@ -13,7 +13,7 @@ import structlog
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.http.errors import error_response
+from server.openai_api.errors import error_for
 
 log = structlog.get_logger("chinwag.security")
 
@@ -64,6 +64,6 @@ class BodyLimitMiddleware:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         log.info("request_refused", reason="body_too_large", path=scope["path"], limit=limit)
-        response = error_response("too_large", f"the request body is larger than {limit} bytes")
+        response = error_for(scope["path"], "too_large", f"the request body is larger than {limit} bytes")
         response.headers["connection"] = "close"  # the rest of the body is not read
         await response(scope, receive, send)

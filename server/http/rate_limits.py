@@ -24,8 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.auth.identity import bearer_token
 from server.config.live import LiveConfig
-from server.http.errors import error_response
 from server.limits_storage import is_redis, storage_options, storage_uri
+from server.openai_api.errors import error_for
 
 if TYPE_CHECKING:
     from server.observability.metrics import Metrics
@@ -89,7 +89,7 @@ def rate_limited_handler(
             stats = limiter.limiter.get_window_stats(current[0], *current[1])
             retry_after = max(1.0, math.ceil(stats.reset_time - time.time()))
         detail = exc.detail if isinstance(exc, RateLimitExceeded) else "rate limited"
-        return error_response("rate_limited", f"too many requests ({detail})", retry_after=retry_after)
+        return error_for(request.url.path, "rate_limited", f"too many requests ({detail})", retry_after=retry_after)
 
     return rate_limited
 

@@ -14,8 +14,8 @@ import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.http.errors import error_response
 from server.http.probes import PATHS as PROBE_PATHS
+from server.openai_api.errors import error_for
 
 log = structlog.get_logger("chinwag.security")
 
@@ -55,14 +55,14 @@ class SecurityMiddleware:
         # name, and is refused. No `Host` header (HTTP/1.0): not a browser, not refused.
         if scope["path"] not in PROBE_PATHS and host is not None and not self.host_allowed(host):
             log.info("request_refused", reason="host", host=host, path=scope["path"])
-            await error_response("forbidden", "unknown Host")(scope, receive, _with_headers(send))
+            await error_for(scope["path"], "forbidden", "unknown Host")(scope, receive, _with_headers(send))
             return
         origin = headers.get("origin")
         # No `Origin` header: not a browser. Otherwise an exact match with one of the
         # allowed origins (so no look-alike, other scheme or port, or `null`).
         if scope["method"] not in SAFE_METHODS and origin is not None and origin not in self.origins():
             log.info("request_refused", reason="origin", origin=origin, path=scope["path"])
-            response = error_response("forbidden", "cross-origin request refused")
+            response = error_for(scope["path"], "forbidden", "cross-origin request refused")
             await response(scope, receive, _with_headers(send))
             return
         await self.app(scope, receive, _with_headers(send))

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -27,39 +25,25 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from server import protocol
-from server.auth.identity import (
-    LOCAL_USER,
-    Authenticator,
-    Identity,
-    StoreAuthenticator,
-    bearer_token,
-)
-from server.auth.keys import KEY_MARK
-from server.bus.base import Publisher
-from server.errors import BadRequest, ChinwagError, Conflict, NotFound, Unavailable
-from server.models.selector import Selector
+from server.errors import ChinwagError, Unavailable
+from server.openai_api.client_tools import client_tools
 from server.openai_api.errors import from_exception, openai_error
 from server.openai_api.messages import question_from
-from server.store.base import Accepted, NewUserMessage, Store, UserRecord
-from server.turns.guard import TurnGuard
-from server.turns.runner import TurnRunner
+from server.openai_api.turns import (
+    ApiParts,
+    announce,
+    decode,
+    idempotent_msg_id,
+    identify,
+    same_request,
+    stored_message,
+)
+from server.store.base import NewUserMessage, UserRecord
 from server.turns.state import TurnRequest
+from server.turns.transcript import dangling_calls
 
 CONVERSATION_HEADER = "x-chinwag-conversation"
-MAX_IDEMPOTENCY_KEY = 200
 FINISH_REASONS = {"end_turn": "stop", "stop": "stop", "max_tokens": "length", "length": "length", "tool_use": "tool_calls"}
-
-
-class ApiParts(msgspec.Struct, kw_only=True, frozen=True):
-    """What the OpenAI-compatible routes use, out of everything the process runs on."""
-
-    authenticator: Authenticator
-    store: Store
-    turns: TurnRunner
-    guard: TurnGuard
-    selector: Selector
-    fanout: Publisher
-    draining: Callable[[], bool]
 
 
 class Completion(msgspec.Struct, kw_only=True):
@@ -69,6 +53,7 @@ class Completion(msgspec.Struct, kw_only=True):
     messages: Any
     stream: bool = False
     stream_options: dict[str, Any] | None = None
+    tools: Any = None
 
 
 def routes(parts: ApiParts) -> list[Route]:
@@ -97,27 +82,26 @@ async def _complete(parts: ApiParts, request: Request) -> Response:
     if parts.draining():
         raise Unavailable("the server is shutting down; retry on another node or later")
     user = (await identify(parts.authenticator, request)).user
-    body = _decode(await request.body())
+    body = decode(await request.body(), Completion)
     question = question_from(body.messages)
     parts.selector.settings(body.model)  # an unknown model is a 400 naming it
-    key = request.headers.get("idempotency-key")
-    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise BadRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
-    client_msg_id = f"http:{key}" if key else f"http:{secrets.token_urlsafe(16)}"
+    own_tools = {tool.name for tool in parts.turns.tools.available(user.role)}
+    functions = client_tools(body.tools, nested=True, server_tools=own_tools)
+    client_msg_id, keyed = idempotent_msg_id(request)
     await parts.guard.check(user, client_msg_id)
     accepted = await parts.store.accept_user_message(NewUserMessage(
-        user_id=user.id, client_msg_id=client_msg_id, text=question.text,
+        user_id=user.id, client_msg_id=client_msg_id, text=question.text, content=question.blocks, model=body.model,
         conversation_id=request.headers.get(CONVERSATION_HEADER) or None,
     ))
     if not accepted.created:
-        await _same_request(parts.store, user, accepted, question.text)
-    stream = _Follower(parts, user, accepted.turn_id, cancel_on_close=key is None)
+        await same_request(parts.store, user, accepted, question.blocks)
+    stream = _Follower(parts, user, accepted.turn_id, cancel_on_close=not keyed, functions={f.name for f in functions})
     if accepted.created:
-        _announce(parts.fanout, user, accepted.conversation_id, accepted.message_id, accepted.turn_id, question.text, client_msg_id)
+        announce(parts.fanout, user, accepted, question.blocks, question.text, client_msg_id)
         parts.turns.start(TurnRequest(
             turn_id=accepted.turn_id, answer_id=accepted.answer_id, chars=len(question.text),
             user=user, conversation_id=accepted.conversation_id, model=body.model,
-            context=question.context, instructions=question.instructions,
+            context=question.context, instructions=question.instructions, client_tools=functions,
         ))
     stream.follow(accepted.conversation_id, accepted.answer_id)
     completion_id = "chatcmpl-" + accepted.turn_id.removeprefix("t_")
@@ -129,56 +113,15 @@ async def _complete(parts: ApiParts, request: Request) -> Response:
     return await stream.whole(completion_id, body.model, headers)
 
 
-async def identify(authenticator: Authenticator, request: Request) -> Identity:
-    """The caller, by `Authorization: Bearer <chinwag API key>`. An SDK always sends some
-    key: in open mode (no users, no keys, loopback) one that is not a chinwag key is the
-    built-in `local` user, as a request without any would be."""
-    token = bearer_token(request.headers)
-    open_mode = isinstance(authenticator, StoreAuthenticator) and not await authenticator.credentials_required()
-    if token and not token.startswith(KEY_MARK) and open_mode:
-        return Identity(user=LOCAL_USER, method="local")
-    return await authenticator.identify(request.headers, None)
-
-
-def _decode(raw: bytes) -> Completion:
-    try:
-        return msgspec.json.decode(raw, type=Completion)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(f"invalid request: {exc}") from None
-    except msgspec.DecodeError:
-        raise BadRequest("the request body is not JSON") from None
-
-
-async def _same_request(store: Store, user: UserRecord, accepted: Accepted, text: str) -> None:
-    """A retry joins the first request's turn only if it asks the same question."""
-    question = await _message(store, user, accepted.conversation_id, accepted.message_id)
-    if question.text != text:
-        raise Conflict("this Idempotency-Key was used for a different request")
-
-
-async def _message(store: Store, user: UserRecord, conversation_id: str, message_id: str) -> protocol.Message:
-    for message in await store.context_messages(user.id, conversation_id):
-        if message.id == message_id:
-            return message
-    raise NotFound("message not found")
-
-
-def _announce(fanout: Publisher, user: UserRecord, conversation_id: str, message_id: str, turn_id: str, text: str, client_msg_id: str) -> None:
-    """The user's tabs and bots see the question, as they do for a `send` from the socket."""
-    fanout.message_stored(user.id, protocol.Message(
-        id=message_id, conversation_id=conversation_id, role="user",
-        content=[{"type": "text", "text": text}], text=text, status="complete",
-        created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        client_msg_id=client_msg_id, turn_id=turn_id,
-    ), origin=None)
-
-
 class _Follower:
     """The events of one turn, for one request: live when the turn runs here, else the
     stored answer (a retry that joined a turn already over, or running on another node)."""
 
-    def __init__(self, parts: ApiParts, user: UserRecord, turn_id: str, *, cancel_on_close: bool):
+    def __init__(
+        self, parts: ApiParts, user: UserRecord, turn_id: str, *, cancel_on_close: bool, functions: set[str]
+    ):
         self.parts = parts
+        self.functions = functions  # the client's own tools: their calls go back to it
         self.user = user
         self.turn_id = turn_id
         self.cancel_on_close = cancel_on_close
@@ -210,12 +153,18 @@ class _Follower:
     async def _stored(self) -> AsyncIterator[protocol.Event]:
         """A turn not running here: its stored answer, once it is no longer streaming."""
         while True:
-            message = await _message(self.parts.store, self.user, self.conversation_id, self.answer_id)
+            message = await stored_message(self.parts.store, self.user, self.answer_id)
             if message.status != "streaming":
                 break
             await asyncio.sleep(0.1)
         if message.text:
             yield protocol.Delta(turn_id=self.turn_id, text=message.text)
+        for call in dangling_calls(message.content):
+            if call.get("name") in self.functions:
+                yield protocol.ToolCallEvent(
+                    turn_id=self.turn_id, call_id=call["id"], name=call["name"], args=call.get("input") or {},
+                    needs_approval=False,
+                )
         usage = message.usage or {}
         status = {"complete": "complete", "cancelled": "cancelled"}.get(message.status, "failed")
         yield protocol.TurnCompleted(
@@ -226,18 +175,24 @@ class _Follower:
 
     async def whole(self, completion_id: str, model: str, headers: dict[str, str]) -> Response:
         text: list[str] = []
+        calls: list[dict[str, Any]] = []
         async for event in self._events():
             if isinstance(event, protocol.Delta):
                 text.append(event.text)
+            elif isinstance(event, protocol.ToolCallEvent) and event.name in self.functions:
+                calls.append(_tool_call(event))
             elif isinstance(event, protocol.TurnCompleted):
                 if event.status == "failed" and event.error is not None and not text:
                     return openai_error(event.error.code, event.error.message)
+                message: dict[str, Any] = {"role": "assistant", "content": "".join(text) or (None if calls else "")}
+                if calls:
+                    message["tool_calls"] = calls
                 return JSONResponse({
                     "id": completion_id, "object": "chat.completion", "created": int(time.time()),
                     "model": event.model or model,
                     "choices": [{
-                        "index": 0, "message": {"role": "assistant", "content": "".join(text)},
-                        "finish_reason": _finish_reason(event), "logprobs": None,
+                        "index": 0, "message": message,
+                        "finish_reason": _finish_reason(event, bool(calls)), "logprobs": None,
                     }],
                     "usage": _usage(event),
                 }, headers=headers)
@@ -254,17 +209,21 @@ class _Follower:
             return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
         ended = False
+        calls = 0
         try:
             yield chunk({"role": "assistant", "content": ""})
             async for event in self._events():
                 if isinstance(event, protocol.Delta):
                     yield chunk({"content": event.text})
+                elif isinstance(event, protocol.ToolCallEvent) and event.name in self.functions:
+                    yield chunk({"tool_calls": [{"index": calls, **_tool_call(event)}]})
+                    calls += 1
                 elif isinstance(event, protocol.TurnCompleted):
                     ended = True
                     if event.status == "failed" and event.error is not None:
                         error = {"message": event.error.message, "type": "server_error", "code": event.error.code}
                         yield f"data: {json.dumps({'error': error})}\n\n"
-                    yield chunk({}, _finish_reason(event))
+                    yield chunk({}, _finish_reason(event, calls > 0))
                     if include_usage:
                         body = {
                             "id": completion_id, "object": "chat.completion.chunk", "created": created,
@@ -278,7 +237,14 @@ class _Follower:
                 await self.parts.turns.cancel(self.user.id, self.turn_id)
 
 
-def _finish_reason(event: protocol.TurnCompleted) -> str:
+def _tool_call(event: protocol.ToolCallEvent) -> dict[str, Any]:
+    arguments = json.dumps(event.args, ensure_ascii=False)
+    return {"id": event.call_id, "type": "function", "function": {"name": event.name, "arguments": arguments}}
+
+
+def _finish_reason(event: protocol.TurnCompleted, called: bool = False) -> str:
+    if called and event.status == "complete":
+        return "tool_calls"
     if event.status != "complete":
         return "stop" if event.status == "cancelled" else "length" if event.stop_reason == "max_tokens" else "stop"
     return FINISH_REASONS.get(event.stop_reason or "end_turn", "stop")

@@ -6,7 +6,9 @@ from __future__ import annotations
 from starlette.responses import JSONResponse
 
 from server.errors import ChinwagError
-from server.http.errors import STATUS
+from server.http.errors import STATUS, error_response
+
+API_PREFIX = "/v1/"
 
 # chinwag's code -> OpenAI's error `type`.
 TYPES = {
@@ -33,6 +35,14 @@ def openai_error(
     headers = {"retry-after": str(max(1, round(retry_after)))} if retry_after is not None else {}
     status = STATUS.get(code) or EXTRA_STATUS.get(code, 500)
     return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def error_for(path: str, code: str, message: str, *, retry_after: float | None = None) -> JSONResponse:
+    """A refusal from a middleware (body too large, cross-origin, request rate) in the
+    shape its route's clients read: OpenAI's under `/v1/`, chinwag's elsewhere."""
+    if path.startswith(API_PREFIX):
+        return openai_error(code, message, retry_after=retry_after)
+    return error_response(code, message, retry_after=retry_after)
 
 
 def from_exception(exc: ChinwagError) -> JSONResponse:

@@ -16,6 +16,10 @@ import msgspec
 from server.errors import BadRequest
 from server.models.base import ChatMessage
 
+# Text content parts: Chat Completions' `text`, the Responses API's `input_text` and
+# `output_text` (an earlier answer sent back as input).
+TEXT_PARTS = {"text", "input_text", "output_text"}
+
 
 class Question(msgspec.Struct, kw_only=True):
     """What a request asks: the context before the last message, that message's blocks
@@ -24,6 +28,11 @@ class Question(msgspec.Struct, kw_only=True):
     context: list[ChatMessage]
     text: str
     instructions: str | None
+
+    @property
+    def blocks(self) -> list[dict[str, Any]]:
+        """The new message's blocks: the user's text, tool results first (as stored)."""
+        return sorted(self.context[-1].content, key=lambda block: block.get("type") != "tool_result")
 
 
 def question_from(messages: Any) -> Question:
@@ -93,7 +102,7 @@ def _text(content: Any, where: str) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list) and all(isinstance(p, dict) for p in content):
-        parts = [p.get("text") for p in content if p.get("type") == "text"]
+        parts = [p.get("text") for p in content if p.get("type") in TEXT_PARTS]
         if len(parts) == len(content) and all(isinstance(p, str) for p in parts):
             return "".join(parts)  # type: ignore[arg-type]
         raise BadRequest("only text content parts are supported", details={"path": f"{where}.content"})

@@ -87,6 +87,9 @@ class NewUserMessage(msgspec.Struct, kw_only=True):
     client_msg_id: str
     text: str
     conversation_id: str | None = None  # None: open a new conversation
+    # The message's blocks when not just its text (the results of tools the client ran);
+    # `text` is then what routing rules measure.
+    content: list[dict[str, Any]] | None = None
     # Settings of a new conversation (ignored when continuing one).
     model: str | None = None
     template: str | None = None
@@ -179,6 +182,18 @@ class ApprovalRecord(msgspec.Struct, kw_only=True):
     # When the waiting turn took an `allow` and went on to run the call (`take_approval`):
     # None means the call has not run, so a continued turn may wait on it again.
     taken_at: str | None = None
+
+
+class ResponseRecord(msgspec.Struct, kw_only=True):
+    """A Responses-API response: the turn it ran as, and what its request asked."""
+
+    turn_id: str
+    user_id: str
+    conversation_id: str
+    question_id: str  # the user message of the turn
+    answer_id: str  # the assistant message of the turn
+    created_at: str  # set by the store when saved (as messages' `created_at`); ignored on input
+    request: dict[str, Any]  # a JSON object, stored as given
 
 
 class Store(Protocol):
@@ -301,6 +316,10 @@ class Store(Protocol):
     ) -> Message:
         """Final content and status of an assistant (or tool) message."""
 
+    async def get_message(self, user_id: str, message_id: str) -> Message | None:
+        """One message of this user, as `history` returns it; None when there is no such
+        message or it is another user's."""
+
     async def turn_exists(self, user_id: str, turn_id: str) -> bool:
         """Whether this user has a message of that turn (cancelling an ended turn is fine)."""
 
@@ -419,3 +438,19 @@ class Store(Protocol):
         """Record that the turn took the `allow` and runs the call now: True the first time
         for an allowed call of this user, False otherwise (taken already, not allowed, not
         theirs). Atomic: of concurrent takes, exactly one gets True."""
+
+    # -- responses: what each OpenAI Responses-API request asked, kept with its turn
+
+    async def save_response(self, record: ResponseRecord) -> ResponseRecord:
+        """Store `record` (its `created_at` set to now) and return what is stored.
+        Idempotent: when its `turn_id` is stored already (a retried request), that record
+        is returned unchanged. NotFound when the conversation is not the user's."""
+
+    async def get_response(self, user_id: str, turn_id: str) -> ResponseRecord | None:
+        """The user's response of that turn; None for anyone else's or an unknown one."""
+
+    async def delete_response(self, user_id: str, turn_id: str) -> bool:
+        """Delete the user's response of that turn together with the turn: every message of
+        this user with that `turn_id` (and their search entries), the turn's run, and the
+        conversation when no message is left in it. One transaction. False when the user
+        has no response of that turn (nothing is deleted)."""

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from server.protocol import Conversation, Message
-from server.store.base import ApprovalRecord, RunRecord, StreamingAnswer
+from server.store.base import ApprovalRecord, ResponseRecord, RunRecord, StreamingAnswer
 
 # What a stored message and conversation may hold, whatever the backend.
 STATUSES = frozenset({"complete", "streaming", "cancelled", "incomplete", "failed"})
@@ -31,6 +31,9 @@ CONVERSATION_COLUMNS = "id, title, model, template, variables, created_at, updat
 APPROVAL_COLUMNS = (
     "call_id, user_id, turn_id, conversation_id, name, args, created_at, expires_at,"
     " decision, decided_at, decided_by, taken_at"
+)
+RESPONSE_COLUMNS = (
+    "turn_id, user_id, conversation_id, question_id, answer_id, request, created_at"
 )
 
 
@@ -172,4 +175,16 @@ def to_approval(row: Any) -> ApprovalRecord:
         decided_at=row["decided_at"],
         decided_by=row["decided_by"],
         taken_at=row["taken_at"],
+    )
+
+
+def to_response(row: Any) -> ResponseRecord:
+    return ResponseRecord(
+        turn_id=row["turn_id"],
+        user_id=row["user_id"],
+        conversation_id=row["conversation_id"],
+        question_id=row["question_id"],
+        answer_id=row["answer_id"],
+        created_at=row["created_at"],
+        request=loads(row["request"]),
     )

@@ -86,6 +86,40 @@ class Approvals:
             raise Conflict("this call was approved and has run already")
         return decision
 
+    async def request(
+        self,
+        user_id: str,
+        call_id: str,
+        timeout_s: float,
+        *,
+        turn_id: str,
+        conversation_id: str,
+        name: str,
+        args: dict[str, Any],
+    ) -> ApprovalRecord:
+        """Store the call as waiting, without waiting for it here: its decision comes with
+        the client's next request, which runs the call then (the Responses API)."""
+        return await self.store.create_approval(NewApproval(
+            call_id=call_id, user_id=user_id, turn_id=turn_id, conversation_id=conversation_id,
+            name=name, args=args, timeout_s=timeout_s,
+        ))
+
+    async def answer(
+        self, user_id: str, call_id: str, decision: Literal["allow", "deny"], *, decided_by: str
+    ) -> ApprovalRecord:
+        """Decide a call stored by `request` and return its record: a call decided already
+        (from a tab, or by its timeout) keeps that first decision. NotFound when this user
+        has no such call."""
+        with contextlib.suppress(NotFound):
+            await self.decide_anywhere(user_id, call_id, decision, decided_by=decided_by)
+        record = await self.store.get_approval(user_id, call_id)
+        if record is not None and record.decision is None:  # expired, not yet marked
+            await self.store.expire_approvals(ids.utc_now())
+            record = await self.store.get_approval(user_id, call_id)
+        if record is None:
+            raise NotFound(f"no tool call {call_id!r} waits for approval")
+        return record
+
     async def still_waiting(self, user_id: str, call_id: str) -> bool:
         """Whether an interrupted call may wait again: it was stored as waiting and has not
         run (undecided, denied or timed out, or allowed while nothing waited to run it)."""

@@ -18,7 +18,7 @@ import structlog
 
 from server.config.live import LiveConfig, as_live
 from server.config.settings import Config
-from server.errors import BadRequest, ChinwagError, Forbidden, NotFound, validation_parts
+from server.errors import BadRequest, ChinwagError, Conflict, Forbidden, NotFound, validation_parts
 from server.store.base import Store, UserRecord
 from server.tools.approvals import Approvals
 
@@ -39,6 +39,9 @@ class ToolOutcome(msgspec.Struct):
     ok: bool
     result: Any = None
     error: str | None = None
+    # Not run: the call waits for a decision the client sends in its next request (the
+    # Responses API's approval requests), so the turn ends without its result.
+    pending: bool = False
 
     def as_block(self, call_id: str) -> dict[str, Any]:
         """The `tool_result` content block the model gets back."""
@@ -133,9 +136,12 @@ class ToolExecutor:
         on_call: Any,
         *,
         turn_id: str = "",
+        ask_later: bool = False,
     ) -> ToolOutcome:
         """A call the model asked for (in turn `turn_id`). `on_call(needs_approval)`
-        publishes `tool.call`; a call that asks is stored as waiting before that."""
+        publishes `tool.call`; a call that asks is stored as waiting before that. With
+        `ask_later` such a call is only stored: it comes back `pending`, to be decided in
+        the client's next request and run then (`run_approved`)."""
         handler = self.registry.get(name)
         if handler is None:
             on_call(False)
@@ -152,6 +158,13 @@ class ToolExecutor:
             on_call(policy == "ask")
             self._count(name, "invalid_args")
             return ToolOutcome(ok=False, error=f"invalid arguments: {exc.message} at {exc.details['path']}")
+        if policy == "ask" and ask_later:
+            await self.approvals.request(
+                user.id, call_id, self.config.tools.approval_timeout_s,
+                turn_id=turn_id, conversation_id=conversation_id, name=name, args=args,
+            )
+            on_call(True)
+            return ToolOutcome(ok=False, pending=True)
         if policy == "ask":
             refused = await self._approval(user, conversation_id, turn_id, call_id, name, args, on_call)
             if refused is not None:
@@ -159,6 +172,29 @@ class ToolExecutor:
         else:
             on_call(False)
         return await self._run(handler, arguments, user, conversation_id, call_id)
+
+    async def run_approved(self, user: UserRecord, call_id: str) -> ToolOutcome:
+        """Run a call stored by `ask_later` once its user decided: allowed (and not run
+        before) → its result; denied or timed out → the error result the model gets.
+        NotFound for a call that never waited, Conflict for one still undecided or run."""
+        record = await self.store.get_approval(user.id, call_id)
+        if record is None:
+            raise NotFound(f"no tool call {call_id!r} waits for approval")
+        if record.decision is None:
+            raise Conflict(f"tool call {call_id!r} is still waiting for its decision")
+        if record.decision != "allow":
+            reason = "the user denied this call" if record.decision == "deny" else "approval timed out"
+            return ToolOutcome(ok=False, error=reason)
+        handler = self.registry.get(record.name)
+        if handler is None or self.policy_for(handler, user.role) == "deny":
+            return ToolOutcome(ok=False, error=f"tool {record.name!r} is not allowed here")
+        if not await self.store.take_approval(user.id, call_id):
+            raise Conflict(f"tool call {call_id!r} was approved and has run already")
+        try:
+            arguments = _validate(handler, record.args)
+        except BadRequest as exc:
+            return ToolOutcome(ok=False, error=f"invalid arguments: {exc.message}")
+        return await self._run(handler, arguments, user, record.conversation_id, call_id)
 
     async def _approval(
         self,

@@ -54,6 +54,7 @@ class Checkpointer:
             self._maybe()
             return
         self._unsent.append(text)
+        self.turn.held_chars += len(text)
         self._schedule()
 
     async def save(self) -> None:
@@ -113,6 +114,7 @@ class Checkpointer:
         self.last = time.monotonic()
         await self.store.checkpoint_message(self.turn.message_id, content)
         for piece in self._unsent[:count]:
+            self.turn.held_chars -= len(piece)
             self._publish_text(piece)  # as they came: one model delta, one `delta`
         del self._unsent[:count]
         if self._unsent and self._timer is None:

@@ -89,11 +89,16 @@ def _to_chat(history: list[Message]) -> list[ChatMessage]:
 
 
 def _merge_same_role(chat: list[ChatMessage]) -> list[ChatMessage]:
-    """The APIs want user and assistant turns to alternate; join neighbours of one role."""
+    """The APIs want user and assistant turns to alternate; join neighbours of one role.
+    In a joined user message the tool results come first: Anthropic refuses results that
+    follow text (a question sent after a turn that ended on calls the client answers)."""
     merged: list[ChatMessage] = []
     for message in chat:
         if merged and merged[-1].role == message.role:
-            merged[-1] = ChatMessage(message.role, merged[-1].content + message.content)
+            content = merged[-1].content + message.content
+            if message.role == "user":
+                content = sorted(content, key=lambda block: block.get("type") != "tool_result")
+            merged[-1] = ChatMessage(message.role, content)
         else:
             merged.append(message)
     return merged

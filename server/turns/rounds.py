@@ -69,6 +69,11 @@ class RoundRunner:
                 results = await self._run_tools(turn, calls)
                 if checkpoints.durable:
                     await checkpoints.save()  # and their results, before the model goes on
+                if len(results) < len(calls):
+                    # Some calls are the client's to answer (its own tools, or approvals it
+                    # decides): the turn ends here, and its next request brings their results.
+                    outcome.stop_reason = "tool_use"
+                    return
                 messages += [ChatMessage("assistant", _round_blocks(turn)), ChatMessage("user", results)]
         finally:
             # However the turn ends (done, failed, cancelled): every call of every round, on
@@ -108,7 +113,8 @@ class RoundRunner:
         return calls
 
     async def _run_tools(self, turn: RunningTurn, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Run one round's calls concurrently; each result goes to the clients as it lands."""
+        """Run one round's calls concurrently; each result goes to the clients as it lands.
+        Calls left for the client have no result here."""
         results = await self.run_tools(turn, calls)
         for block in results:
             turn.transcript.add_block(block)
@@ -118,7 +124,7 @@ class RoundRunner:
         """The calls' result blocks (the caller adds them to the transcript)."""
         request = turn.request
 
-        async def run(call: dict[str, Any]) -> dict[str, Any]:
+        async def run(call: dict[str, Any]) -> dict[str, Any] | None:
             call_id = call["id"]
 
             def announce(needs_approval: bool) -> None:
@@ -127,17 +133,23 @@ class RoundRunner:
                     args=call["input"], needs_approval=needs_approval,
                 ))
 
+            if request.is_client_tool(call["name"]):
+                announce(False)
+                return None  # the client runs it
             outcome = await self.tools.call_for_model(
                 request.user, request.conversation_id, call_id, call["name"], call["input"], announce,
-                turn_id=request.turn_id,
+                turn_id=request.turn_id, ask_later=request.approvals_in_next_request,
             )
+            if outcome.pending:
+                return None  # waits for the decision the client's next request brings
             self._publish(turn, protocol.ToolOutput(
                 turn_id=request.turn_id, call_id=call_id, ok=outcome.ok,
                 result=outcome.result, error=outcome.error,
             ))
             return outcome.as_block(call_id)
 
-        return list(await asyncio.gather(*(run(call) for call in calls)))
+        results = await asyncio.gather(*(run(call) for call in calls))
+        return [block for block in results if block is not None]
 
 
 def _round_blocks(turn: RunningTurn) -> list[dict[str, Any]]:

@@ -323,7 +323,7 @@ class TurnRunner:
         return ModelRequest(
             system=system,
             messages=messages,
-            tools=[ToolSpec(t.name, t.description, t.input_schema) for t in offered],
+            tools=[*(ToolSpec(t.name, t.description, t.input_schema) for t in offered), *(request.client_tools or ())],
             max_tokens=settings.max_output_tokens,
         )
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import msgspec
 
 from server.errors import ChinwagError
-from server.models.base import ChatMessage, Usage
+from server.models.base import ChatMessage, ToolSpec, Usage
 from server.store.base import UserRecord
 from server.turns.transcript import Transcript
 
@@ -28,6 +29,15 @@ class TurnRequest(msgspec.Struct, kw_only=True):
     # system prompt.
     context: list[ChatMessage] | None = None
     instructions: str | None = None
+    # Tools the client runs itself (the API's `tools`): a call to one ends the turn, and
+    # the client sends its result in its next request.
+    client_tools: list[ToolSpec] | None = None
+    # A tool that asks for approval does not wait inside the turn: the turn ends with the
+    # call stored as waiting, and the client's next request decides it (Responses API).
+    approvals_in_next_request: bool = False
+
+    def is_client_tool(self, name: str) -> bool:
+        return any(tool.name == name for tool in self.client_tools or ())
 
 
 class RunningTurn:
@@ -46,6 +56,25 @@ class RunningTurn:
         self.handed_over = False  # stopped by a shutdown, to be continued elsewhere or later
         self.started_at: float | None = None  # time.monotonic(), for metrics
         self.first_token_at: float | None = None
+        # Characters of text in the transcript not yet published (held until saved, with
+        # `turns.on_interrupt = "continue"`): they are the transcript's last characters.
+        self.held_chars = 0
+
+    def published_content(self) -> list[dict[str, Any]]:
+        """The answer as published so far: the transcript without the text held back,
+        nor anything after where that text begins (it was not sent either)."""
+        content = self.transcript.content()
+        held = self.held_chars
+        for index in range(len(content) - 1, -1, -1):
+            if held <= 0:
+                return content[: index + 1]
+            block = content[index]
+            if block.get("type") == "text":
+                text = block["text"]
+                if len(text) > held:
+                    return [*content[:index], {"type": "text", "text": text[: len(text) - held]}]
+                held -= len(text)
+        return []
 
 
 class TurnOutcome(msgspec.Struct, kw_only=True):

@@ -48,6 +48,7 @@ async def test_tables_and_search_index_exist(sqlite_store: SqliteStore, db_path:
         "conversations",
         "messages",
         "messages_fts",
+        "responses",
         "schema_migrations",
         "messages_client_msg_id",
     } <= names

@@ -28,6 +28,9 @@ TABLES: dict[str, tuple[str, ...]] = {
         "seq", "id", "conversation_id", "user_id", "turn_id", "role", "content", "text",
         "status", "model", "usage", "cost", "client_msg_id", "created_at",
     ),
+    "responses": (
+        "turn_id", "user_id", "conversation_id", "question_id", "answer_id", "request", "created_at",
+    ),
     # An interrupted turn in the SQLite file continues on PostgreSQL.
     "runs": (
         "turn_id", "user_id", "conversation_id", "answer_id", "model", "template", "variables",

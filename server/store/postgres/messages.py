@@ -82,7 +82,7 @@ async def accept_user_message(conn: asyncpg.Connection, new: NewUserMessage) -> 
         conversation_id = new.conversation_id
         await _lock_conversation(conn, new.user_id, conversation_id)
     message_id, turn_id = ids.new_id(ids.MESSAGE), ids.new_id(ids.TURN)
-    content = [{"type": "text", "text": new.text}]
+    content = new.content or [{"type": "text", "text": new.text}]
     inserted = await conn.fetchval(
         "INSERT INTO messages (id, conversation_id, user_id, turn_id, role, content, text,"
         " status, client_msg_id, created_at)"
@@ -90,7 +90,7 @@ async def accept_user_message(conn: asyncpg.Connection, new: NewUserMessage) -> 
         " ON CONFLICT (user_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING"
         " RETURNING id",
         message_id, conversation_id, new.user_id, turn_id, dumps(content),
-        no_nul(new.text), new.client_msg_id, now,
+        no_nul(plain_text(content)), new.client_msg_id, now,
     )
     if inserted is None:
         raise Duplicate

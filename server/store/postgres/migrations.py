@@ -197,6 +197,21 @@ CREATE INDEX approvals_pending ON approvals (conversation_id, created_at) WHERE 
 CREATE INDEX approvals_expiring ON approvals (expires_at) WHERE decision IS NULL;
 """
 
+# What each OpenAI Responses-API request asked, by the turn it ran as (as in SQLite).
+_RESPONSES = """
+CREATE TABLE responses (
+    turn_id         TEXT PRIMARY KEY,
+    user_id         TEXT NOT NULL,
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    question_id     TEXT NOT NULL,
+    answer_id       TEXT NOT NULL,
+    request         TEXT NOT NULL,
+    created_at      TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX responses_by_user ON responses (user_id);
+CREATE INDEX responses_by_conversation ON responses (conversation_id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "message full-text search", _SEARCH),
@@ -204,6 +219,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "shared secrets", _SECRETS),
     Migration(5, "runs", _RUNS),
     Migration(6, "approvals", _APPROVALS),
+    Migration(7, "responses", _RESPONSES),
 )
 
 _LEDGER = """

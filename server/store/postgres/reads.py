@@ -82,6 +82,14 @@ async def context_messages(conn: asyncpg.Connection, user_id: str, conversation_
     return [to_message(row) for row in rows]
 
 
+async def get_message(conn: asyncpg.Connection, user_id: str, message_id: str) -> Message | None:
+    row = await conn.fetchrow(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND user_id = $2",
+        message_id, user_id,
+    )
+    return None if row is None else to_message(row)
+
+
 async def turn_exists(conn: asyncpg.Connection, user_id: str, turn_id: str) -> bool:
     row = await conn.fetchval(
         "SELECT 1 FROM messages WHERE turn_id = $1 AND user_id = $2 LIMIT 1", turn_id, user_id

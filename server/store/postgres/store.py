@@ -39,6 +39,7 @@ from server.store.postgres.failures import (
     unavailable,
 )
 from server.store.postgres.migrations import migrate
+from server.store.postgres.responses import ResponsesMixin
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -47,7 +48,7 @@ DEFAULT_MARKS = ("**", "**")
 _PROBE = "UPDATE schema_migrations SET name = name WHERE version < 0"
 
 
-class PostgresStore(ApprovalsMixin):
+class PostgresStore(ApprovalsMixin, ResponsesMixin):
     """The `Store` protocol on PostgreSQL (see `server.store.base` for each method's promise)."""
 
     def __init__(self, url: str, settings: StoreSettings) -> None:
@@ -188,6 +189,9 @@ class PostgresStore(ApprovalsMixin):
             messages.finish_message, message_id, content=content, status=status,
             model=model, usage=usage, cost=cost,
         )
+
+    async def get_message(self, user_id: str, message_id: str) -> Message | None:
+        return await self._read(reads.get_message, user_id, message_id)
 
     async def turn_exists(self, user_id: str, turn_id: str) -> bool:
         return await self._read(reads.turn_exists, user_id, turn_id)

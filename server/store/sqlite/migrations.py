@@ -187,6 +187,23 @@ CREATE INDEX approvals_pending ON approvals (conversation_id, created_at) WHERE 
 CREATE INDEX approvals_expiring ON approvals (expires_at) WHERE decision IS NULL;
 """
 
+# What each OpenAI Responses-API request asked (`openai_api/`), by the turn it ran as, so
+# that the response can be shown and deleted later. They go with their conversation
+# (`responses_by_conversation` serves that cascade).
+_RESPONSES = """
+CREATE TABLE responses (
+    turn_id         TEXT PRIMARY KEY,
+    user_id         TEXT NOT NULL,
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    question_id     TEXT NOT NULL,
+    answer_id       TEXT NOT NULL,
+    request         TEXT NOT NULL,  -- JSON object
+    created_at      TEXT NOT NULL
+);
+CREATE INDEX responses_by_user ON responses (user_id);
+CREATE INDEX responses_by_conversation ON responses (conversation_id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "message full-text search", _SEARCH),
@@ -195,6 +212,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "streaming answers by age", _STREAMING),
     Migration(6, "runs", _RUNS),
     Migration(7, "approvals", _APPROVALS),
+    Migration(8, "responses", _RESPONSES),
 )
 
 _LEDGER = """

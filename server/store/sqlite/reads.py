@@ -85,6 +85,14 @@ def context_messages(conn: sqlite3.Connection, user_id: str, conversation_id: st
     return [to_message(row) for row in rows]
 
 
+def get_message(conn: sqlite3.Connection, user_id: str, message_id: str) -> Message | None:
+    row = conn.execute(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ? AND user_id = ?",
+        (message_id, user_id),
+    ).fetchone()
+    return None if row is None else to_message(row)
+
+
 def turn_exists(conn: sqlite3.Connection, user_id: str, turn_id: str) -> bool:
     row = conn.execute(
         "SELECT 1 FROM messages WHERE turn_id = ? AND user_id = ? LIMIT 1", (turn_id, user_id)

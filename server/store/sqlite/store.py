@@ -40,6 +40,7 @@ from server.store.sqlite.connections import (
 )
 from server.store.sqlite.failures import open_failure, probe_write, quick_check
 from server.store.sqlite.migrations import migrate
+from server.store.sqlite.responses import ResponsesMixin
 from server.store.sqlite.writer import GroupCommitWriter
 
 DEFAULT_READERS = 2
@@ -49,7 +50,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class SqliteStore(AccountsMixin, ApprovalsMixin):
+class SqliteStore(AccountsMixin, ApprovalsMixin, ResponsesMixin):
     """The `Store` protocol on SQLite (see `server.store.base` for what each method promises)."""
 
     def __init__(
@@ -241,6 +242,9 @@ class SqliteStore(AccountsMixin, ApprovalsMixin):
         self, user_id: str, conversation: dict[str, Any], messages: list[dict[str, Any]]
     ) -> str:
         return await self._write(imports.import_conversation, user_id, conversation, messages)
+
+    async def get_message(self, user_id: str, message_id: str) -> Message | None:
+        return await self._read(reads.get_message, user_id, message_id)
 
     async def turn_exists(self, user_id: str, turn_id: str) -> bool:
         return await self._read(reads.turn_exists, user_id, turn_id)

@@ -64,7 +64,7 @@ def accept_user_message(conn: sqlite3.Connection, new: NewUserMessage) -> Accept
         conversation_id = new.conversation_id
         _require_conversation(conn, new.user_id, conversation_id)
     message_id, turn_id = ids.new_id(ids.MESSAGE), ids.new_id(ids.TURN)
-    content = [{"type": "text", "text": new.text}]
+    content = new.content or [{"type": "text", "text": new.text}]
     _insert_message(
         conn,
         message_id=message_id,
