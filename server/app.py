@@ -99,14 +99,15 @@ def create_app(
             await runtime.store.close()
             await close_providers(runtime.selector.providers)
 
+    api = api_parts(runtime)
     app = Starlette(
         routes=[
             Route("/", _index, methods=["GET"]),
             *probes.routes(Readiness(runtime.store, runtime.selector, lambda: runtime.draining, runtime.bus), runtime.metrics),
             WebSocketRoute("/ws", websocket_endpoint(gateway_parts(runtime))),
             *export_route.routes(runtime.store, runtime.authenticator),
-            *openai_chat.routes(api_parts(runtime)),
-            *openai_responses.routes(api_parts(runtime)),
+            *openai_chat.routes(api),
+            *openai_responses.routes(api),
             Mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static"),
         ],
         lifespan=lifespan,

@@ -37,9 +37,10 @@ from server.openai_api.turns import (
     identify,
     same_request,
     stored_message,
+    turn_maker,
 )
 from server.store.base import NewUserMessage, UserRecord
-from server.turns.state import TurnRequest
+from server.turns.state import TurnRequest, api_request
 from server.turns.transcript import dangling_calls
 
 CONVERSATION_HEADER = "x-chinwag-conversation"
@@ -81,7 +82,7 @@ def routes(parts: ApiParts) -> list[Route]:
 async def _complete(parts: ApiParts, request: Request) -> Response:
     if parts.draining():
         raise Unavailable("the server is shutting down; retry on another node or later")
-    user = (await identify(parts.authenticator, request)).user
+    user = (await turn_maker(parts, request)).user
     body = decode(await request.body(), Completion)
     question = question_from(body.messages)
     parts.selector.settings(body.model)  # an unknown model is a 400 naming it
@@ -91,6 +92,8 @@ async def _complete(parts: ApiParts, request: Request) -> Response:
     await parts.guard.check(user, client_msg_id)
     accepted = await parts.store.accept_user_message(NewUserMessage(
         user_id=user.id, client_msg_id=client_msg_id, text=question.text, content=question.blocks, model=body.model,
+        # A turn interrupted by a crash continues with the client's context, not the store's.
+        run_request=api_request(context=question.context, instructions=question.instructions, client_tools=functions),
         conversation_id=request.headers.get(CONVERSATION_HEADER) or None,
     ))
     if not accepted.created:

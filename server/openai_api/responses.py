@@ -42,10 +42,11 @@ from server.openai_api.turns import (
     identify,
     same_request,
     stored_message,
+    turn_maker,
 )
 from server.store.base import NewUserMessage, ResponseRecord, UserRecord
 from server.tools.approvals import decided_by
-from server.turns.state import TurnRequest
+from server.turns.state import TurnRequest, api_request
 from server.turns.transcript import dangling_calls
 
 log = structlog.get_logger("chinwag.openai_api")
@@ -106,7 +107,7 @@ def response_id_of(turn_id: str) -> str:
 async def _create(parts: ApiParts, request: Request) -> Response:
     if parts.draining():
         raise Unavailable("the server is shutting down; retry on another node or later")
-    identity = await identify(parts.authenticator, request)
+    identity = await turn_maker(parts, request)
     user = identity.user
     body = decode(await request.body(), CreateResponse)
     parts.selector.settings(body.model)  # an unknown model is a 400 naming it
@@ -132,9 +133,12 @@ async def _create(parts: ApiParts, request: Request) -> Response:
             " function outputs as input (the history is the conversation's)",
             details={"path": "input"},
         )
+    context = None if stored_context else question.context
+    instructions = body.instructions or question.instructions
     accepted = await parts.store.accept_user_message(NewUserMessage(
         user_id=user.id, client_msg_id=client_msg_id, text=question.text, content=question.blocks, model=body.model,
-        conversation_id=conversation_id,
+        conversation_id=conversation_id,  # a continued turn keeps what the run holds:
+        run_request=api_request(context=context, instructions=instructions, client_tools=functions, approvals_in_next_request=True),
     ))
     if not accepted.created and not given.approvals:
         await same_request(parts.store, user, accepted, question.blocks)
@@ -155,9 +159,8 @@ async def _create(parts: ApiParts, request: Request) -> Response:
         announce(parts.fanout, user, accepted, question.blocks, question.text, client_msg_id)
         parts.turns.start(TurnRequest(
             turn_id=accepted.turn_id, answer_id=accepted.answer_id, chars=len(question.text),
-            user=user, conversation_id=accepted.conversation_id, model=body.model,
-            context=None if stored_context else question.context, instructions=body.instructions or question.instructions,
-            client_tools=functions, approvals_in_next_request=True,
+            user=user, conversation_id=accepted.conversation_id, model=body.model, context=context,
+            instructions=instructions, client_tools=functions, approvals_in_next_request=True,
         ))
     follower = ResponseFollower(parts, user, record)
     headers = {"x-chinwag-conversation": accepted.conversation_id, "x-chinwag-turn": accepted.turn_id}

@@ -54,6 +54,16 @@ async def identify(authenticator: Authenticator, request: Request) -> Identity:
     return await authenticator.identify(request.headers, None)
 
 
+async def turn_maker(parts: ApiParts, request: Request) -> Identity:
+    """The caller of a route that makes a turn. The store must know the user (a continued
+    turn is run as its stored user), as a socket's connect makes sure: a key's or a login's
+    user is stored already; the built-in `local` user, or one a proxy names, may not be."""
+    identity = await identify(parts.authenticator, request)
+    if identity.method not in ("key", "login"):
+        await parts.store.ensure_user(identity.user)
+    return identity
+
+
 def decode(raw: bytes, kind: type[Body]) -> Body:
     try:
         return msgspec.json.decode(raw, type=kind)

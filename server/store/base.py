@@ -80,6 +80,10 @@ class RunRecord(msgspec.Struct, kw_only=True):
     # How many times the run was claimed to be continued (`claim_run` counts them).
     attempts: int = 0
     created_at: str = ""  # filled in by the store when empty
+    # What an OpenAI-compatible API turn carries beyond a socket turn (its client's context,
+    # instructions, tools): a JSON object, stored as given (`server.turns.state.api_fields`
+    # reads it). None for a socket turn.
+    request: dict[str, Any] | None = None
 
 
 class NewUserMessage(msgspec.Struct, kw_only=True):
@@ -94,6 +98,10 @@ class NewUserMessage(msgspec.Struct, kw_only=True):
     model: str | None = None
     template: str | None = None
     variables: dict[str, str] | None = None
+    # What the turn needs beyond the stored conversation to be continued after an
+    # interruption (an API turn's context, instructions and tools, see `RunRecord.request`);
+    # written into the run the accept commits. None for a socket turn.
+    run_request: dict[str, Any] | None = None
 
 
 class SearchHit(msgspec.Struct, kw_only=True):

@@ -125,7 +125,7 @@ def with_earlier_usage(
 
 RUN_FIELDS = (
     "turn_id", "user_id", "conversation_id", "answer_id", "model", "template", "variables",
-    "chars", "attempts", "created_at",
+    "chars", "attempts", "created_at", "request",
 )
 RUN_COLUMNS = ", ".join(RUN_FIELDS)
 # A run whose answer is still streaming under the run's turn: one that can be continued (a
@@ -158,6 +158,7 @@ def to_run(row: Any) -> RunRecord:
         chars=row["chars"],
         attempts=row["attempts"],
         created_at=row["created_at"],
+        request=loads(row["request"]),
     )
 
 

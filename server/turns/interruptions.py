@@ -21,7 +21,7 @@ from server.config.live import LiveConfig
 from server.store.base import Store
 from server.store.ids import format_time
 from server.turns.runner import TurnRunner
-from server.turns.state import TurnRequest
+from server.turns.state import TurnRequest, api_fields
 
 log = structlog.get_logger("chinwag.turns")
 
@@ -87,6 +87,7 @@ class Interruptions:
             turn_id=run.turn_id, answer_id=run.answer_id, chars=run.chars, user=user,
             conversation_id=run.conversation_id, model=run.model, template=run.template,
             variables=run.variables, continued=True,  # type: ignore[arg-type]
+            **api_fields(run.request),  # an API turn's own context, instructions and tools
         ), written=answer.content)
         log.info("turn_continued", turn_id=run.turn_id, attempt=run.attempts)
         return True

@@ -39,6 +39,50 @@ class TurnRequest(msgspec.Struct, kw_only=True):
     def is_client_tool(self, name: str) -> bool:
         return any(tool.name == name for tool in self.client_tools or ())
 
+    def run_request(self) -> dict[str, Any] | None:
+        """What the turn's run keeps of it beyond a socket turn (`RunRecord.request`), so
+        that a continued turn gets it back (`api_fields`); None for a socket turn."""
+        return api_request(
+            context=self.context, instructions=self.instructions,
+            client_tools=self.client_tools,
+            approvals_in_next_request=self.approvals_in_next_request,
+        )
+
+
+class _ApiFields(msgspec.Struct, kw_only=True):
+    """A run's `request`: the `TurnRequest` fields an OpenAI-compatible API turn sets."""
+
+    context: list[ChatMessage] | None = None
+    instructions: str | None = None
+    client_tools: list[ToolSpec] = []
+    approvals_in_next_request: bool = False
+
+
+def api_request(
+    *,
+    context: list[ChatMessage] | None = None,
+    instructions: str | None = None,
+    client_tools: list[ToolSpec] | None = None,
+    approvals_in_next_request: bool = False,
+) -> dict[str, Any] | None:
+    """These `TurnRequest` fields as a run's `request` (a JSON object), or None when none
+    is set (a socket turn). For the accept, which commits the run before the turn exists."""
+    if context is None and not instructions and not client_tools and not approvals_in_next_request:
+        return None
+    fields = _ApiFields(
+        context=context, instructions=instructions or None, client_tools=client_tools or [],
+        approvals_in_next_request=approvals_in_next_request,
+    )
+    encoded: dict[str, Any] = msgspec.to_builtins(fields)
+    return encoded
+
+
+def api_fields(request: dict[str, Any] | None) -> dict[str, Any]:
+    """The `TurnRequest` keyword arguments kept in a run's `request` (empty for None)."""
+    if request is None:
+        return {}
+    return msgspec.structs.asdict(msgspec.convert(request, _ApiFields))
+
 
 class RunningTurn:
     def __init__(self, request: TurnRequest):

@@ -410,7 +410,10 @@ export function fromServer(m) {
     if ("result" in call) part.result = call.result;
     if (call.error) part.error = call.error;
   }
-  const text = m.role === "user" ? m.text || parts.filter((p) => p.kind === "text").map((p) => p.text).join("") : undefined;
+  // A user message may hold only the results of tools the client ran (the OpenAI API):
+  // show those, not an empty bubble.
+  const ran = results.map((r) => `Tool result (${r.call_id}): ${typeof r.content === "string" ? r.content : JSON.stringify(r.content)}`);
+  const text = m.role === "user" ? m.text || parts.filter((p) => p.kind === "text").map((p) => p.text).join("") || ran.join("\n") : undefined;
   return {
     key: m.client_msg_id ? "u:" + m.client_msg_id : "m:" + m.id,
     id: m.id,

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,39 @@ def test_responses_a_denied_call_is_not_run_and_the_model_is_told(server: LiveSe
     assert (notes.read_text() if notes.exists() else "") == before
     result = blocks_of(sent_to_model(fake), "tool_result")[-1]
     assert result["tool_use_id"] == request.id and "denied" in result["content"]
+
+
+def test_a_response_killed_mid_stream_continues_with_its_own_context(tmp_path: Path) -> None:
+    """kill -9 while a Responses turn streams; after the restart the turn continues, and the
+    model is sent the context the client gave (not only the stored question), and the
+    response reads completed with the whole answer."""
+    words = [f"word{n} " for n in range(40)]
+    with FakeAnthropic() as fake:
+        fake.script(Reply(words, delay_s=0.05), Reply("and the rest."))
+        settings = ["limits.turns_per_minute=0", "turns.stream_checkpoint_ms=20", *fake_model_settings(fake.base_url)]
+        live = LiveServer(tmp_path, *settings, env={"FAKE_KEY": "test-key"}).start()
+        api = client(live)
+        started = api.responses.create(model="claude", background=True, instructions="Answer in words.", input=[
+            {"role": "user", "content": "earlier question"},
+            {"role": "assistant", "content": "earlier answer"},
+            {"role": "user", "content": "now this"},
+        ])
+        deadline = time.monotonic() + 10
+        while len(api.responses.retrieve(started.id).output_text) < 40:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        live.kill()
+        live.restart()
+        try:
+            deadline = time.monotonic() + 20
+            while (response := client(live).responses.retrieve(started.id)).status == "in_progress":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert response.status == "completed", "".join(live.log[-30:])
+            assert response.output_text.endswith("and the rest.")
+            continued = fake.requests[-1].body
+            texts = [b.get("text") for m in continued["messages"] for b in m["content"] if isinstance(m["content"], list)]
+            assert texts[:3] == ["earlier question", "earlier answer", "now this"]
+            assert continued["system"][-1]["text"].endswith("Answer in words.") if isinstance(continued["system"], list) else continued["system"].endswith("Answer in words.")
+        finally:
+            live.kill()

@@ -151,6 +151,46 @@ async def test_an_accepted_message_commits_its_turns_run_with_it(store: AnyStore
     assert not again.created and await stored_runs(store) == 1  # a resend adds none
 
 
+API_REQUEST = {
+    "context": [
+        {"role": "user", "content": text("earlier")},
+        {"role": "assistant", "content": text("said before \u0000")},  # JSON escapes the NUL
+    ],
+    "instructions": "Be brief.",
+    "client_tools": [{"name": "f", "description": "d", "input_schema": {"type": "object"}}],
+    "approvals_in_next_request": True,
+}
+
+
+async def test_an_accepted_messages_run_keeps_its_request_as_given(store: AnyStore) -> None:
+    """An API turn's context, instructions and tools go into its run, so a continued turn
+    gets them back; a socket turn's run has none."""
+    api = await store.accept_user_message(NewUserMessage(
+        user_id=ALICE, client_msg_id="c1", text="now this", run_request=API_REQUEST,
+    ))
+    socket = await send(store, ALICE, "hi")
+
+    claimed, plain = await store.claim_run(api.turn_id), await store.claim_run(socket.turn_id)
+
+    assert claimed is not None and plain is not None
+    assert claimed[0].request == API_REQUEST
+    assert plain[0].request is None
+    listed = {r.turn_id: r.request for r in await store.interrupted_runs()}
+    assert listed == {api.turn_id: API_REQUEST, socket.turn_id: None}
+
+
+async def test_a_regenerated_answers_run_has_no_request(store: AnyStore) -> None:
+    accepted = await store.accept_user_message(NewUserMessage(
+        user_id=ALICE, client_msg_id="c1", text="now this", run_request=API_REQUEST,
+    ))
+    await store.finish_message(accepted.answer_id, content=text("first"), status="complete")
+
+    restarted = await store.restart_answer(ALICE, accepted.conversation_id, accepted.answer_id)
+
+    claimed = await store.claim_run(restarted.turn_id)
+    assert claimed is not None and claimed[0].request is None
+
+
 async def test_unknown_runs_are_not_claimed_and_end_quietly(store: AnyStore) -> None:
     accepted = await send(store, ALICE, "hi")
     await store.end_run(accepted.turn_id)
@@ -234,7 +274,9 @@ async def test_a_run_copied_from_sqlite_continues_on_postgres(
     sqlite_store: SqliteStore, postgres_url: str
 ) -> None:
     accepted = await send(sqlite_store, ALICE, "hi")
-    await sqlite_store.save_run(run_of(accepted, model="echo", variables={"k": "v"}))
+    await sqlite_store.save_run(
+        run_of(accepted, model="echo", variables={"k": "v"}, request=API_REQUEST)
+    )
     await sqlite_store.checkpoint_message(accepted.answer_id, text("so far"))
     await sqlite_store.claim_run(accepted.turn_id)
     await sqlite_store.close()
@@ -251,7 +293,9 @@ async def test_a_run_copied_from_sqlite_continues_on_postgres(
     await target.open()
     try:
         [interrupted] = await target.interrupted_runs()
-        assert (interrupted.turn_id, interrupted.variables) == (accepted.turn_id, {"k": "v"})
+        assert (interrupted.turn_id, interrupted.variables, interrupted.request) == (
+            accepted.turn_id, {"k": "v"}, API_REQUEST,
+        )
         claimed = await target.claim_run(accepted.turn_id)
         assert claimed is not None
         assert (claimed[0].attempts, claimed[1].text) == (2, "so far")

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from server.models.base import ChatMessage
 from server.protocol import Message
+from server.store.base import UserRecord
 from server.turns.history_budget import build_context
+from server.turns.state import RunningTurn, TurnRequest
 from server.turns.transcript import Transcript, expand
 
 USE_1 = {"type": "tool_use", "id": "c1", "name": "a", "input": {}}
@@ -81,3 +87,29 @@ def test_other_roles_and_empty_content_pass_through() -> None:
     assert expand("user", [text("hi")]) == [ChatMessage("user", [text("hi")])]
     assert expand("assistant", []) == []
     assert expand("assistant", [text("plain")]) == [ChatMessage("assistant", [text("plain")])]
+
+
+def _turn_with(blocks: list[dict[str, Any]], held: int) -> RunningTurn:
+    turn = RunningTurn(TurnRequest(
+        turn_id="t_1", answer_id="m_1", user=UserRecord(id="u", name="u", role="user"), conversation_id="c_1",
+    ))
+    for block in blocks:
+        if block["type"] == "text":
+            turn.transcript.add_text(block["text"])
+        else:
+            turn.transcript.add_block(block)
+    turn.held_chars = held
+    return turn
+
+
+@pytest.mark.parametrize(("held", "expected"), [
+    (0, [{"type": "text", "text": "abcdef"}, {"type": "tool_use", "id": "x"}, {"type": "text", "text": "gh"}]),
+    (1, [{"type": "text", "text": "abcdef"}, {"type": "tool_use", "id": "x"}, {"type": "text", "text": "g"}]),
+    (2, [{"type": "text", "text": "abcdef"}, {"type": "tool_use", "id": "x"}]),
+    # Held text before a call: the call was not published either (it came after that text).
+    (4, [{"type": "text", "text": "abcd"}]),
+    (8, []),
+])
+def test_published_content_leaves_out_the_held_text_and_what_follows_it(held: int, expected: list[dict[str, Any]]) -> None:
+    turn = _turn_with([{"type": "text", "text": "abcdef"}, {"type": "tool_use", "id": "x"}, {"type": "text", "text": "gh"}], held)
+    assert turn.published_content() == expected

@@ -34,7 +34,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     # An interrupted turn in the SQLite file continues on PostgreSQL.
     "runs": (
         "turn_id", "user_id", "conversation_id", "answer_id", "model", "template", "variables",
-        "chars", "attempts", "created_at",
+        "chars", "attempts", "created_at", "request",
     ),
     "audit_log": ("seq", "at", "actor_id", "action", "target", "details", "address"),
     "approvals": (

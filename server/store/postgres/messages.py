@@ -103,6 +103,7 @@ async def accept_user_message(conn: asyncpg.Connection, new: NewUserMessage) -> 
         turn_id=turn_id, user_id=new.user_id, conversation_id=conversation_id,
         answer_id=answer_id, model=new.model, template=new.template,
         variables=new.variables, chars=len(new.text), created_at=now,
+        request=new.run_request,
     ))
     await _touch(conn, conversation_id, now)
     return Accepted(

@@ -212,6 +212,11 @@ CREATE INDEX responses_by_user ON responses (user_id);
 CREATE INDEX responses_by_conversation ON responses (conversation_id);
 """
 
+# What an API turn needs to be continued (as in SQLite): NULL for a socket turn.
+_RUN_REQUESTS = """
+ALTER TABLE runs ADD COLUMN request TEXT;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "message full-text search", _SEARCH),
@@ -220,6 +225,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "runs", _RUNS),
     Migration(6, "approvals", _APPROVALS),
     Migration(7, "responses", _RESPONSES),
+    Migration(8, "run requests", _RUN_REQUESTS),
 )
 
 _LEDGER = """

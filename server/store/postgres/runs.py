@@ -19,7 +19,7 @@ from server.store.records import RUN_COLUMNS, RUN_FIELDS, RUN_IS_LIVE, to_run
 
 _UPDATES = ", ".join(f"{name} = excluded.{name}" for name in RUN_FIELDS[1:])
 _SAVE = (
-    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     f" ON CONFLICT (turn_id) DO UPDATE SET {_UPDATES}"
 )
 # The run's columns as `run_*` beside the answer's own, which `to_message` reads.
@@ -57,6 +57,7 @@ async def insert_run(conn: asyncpg.Connection, run: RunRecord) -> None:
         _SAVE,
         run.turn_id, run.user_id, run.conversation_id, run.answer_id, run.model, run.template,
         dumps(run.variables), run.chars, run.attempts, run.created_at or ids.utc_now(),
+        dumps(run.request),
     )
 
 

@@ -204,6 +204,13 @@ CREATE INDEX responses_by_user ON responses (user_id);
 CREATE INDEX responses_by_conversation ON responses (conversation_id);
 """
 
+# What an API turn needs beyond the stored conversation to be continued (its client's
+# context, instructions and tools): `RunRecord.request`, a JSON object, NULL for a socket
+# turn.
+_RUN_REQUESTS = """
+ALTER TABLE runs ADD COLUMN request TEXT;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "message full-text search", _SEARCH),
@@ -213,6 +220,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "runs", _RUNS),
     Migration(7, "approvals", _APPROVALS),
     Migration(8, "responses", _RESPONSES),
+    Migration(9, "run requests", _RUN_REQUESTS),
 )
 
 _LEDGER = """

@@ -44,12 +44,12 @@ def insert_run(conn: sqlite3.Connection, run: RunRecord) -> None:
         "DELETE FROM runs WHERE answer_id = ? AND turn_id != ?", (run.answer_id, run.turn_id)
     )
     conn.execute(
-        f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         f" ON CONFLICT (turn_id) DO UPDATE SET {_UPDATES}",
         (
             run.turn_id, run.user_id, run.conversation_id, run.answer_id, run.model,
             run.template, dumps(run.variables), run.chars, run.attempts,
-            run.created_at or ids.utc_now(),
+            run.created_at or ids.utc_now(), dumps(run.request),
         ),
     )
 

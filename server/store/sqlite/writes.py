@@ -93,6 +93,7 @@ def accept_user_message(conn: sqlite3.Connection, new: NewUserMessage) -> Accept
         turn_id=turn_id, user_id=new.user_id, conversation_id=conversation_id,
         answer_id=answer_id, model=new.model, template=new.template,
         variables=new.variables, chars=len(new.text), created_at=now,
+        request=new.run_request,
     ))
     return Accepted(
         conversation_id=conversation_id,
