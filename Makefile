@@ -12,7 +12,7 @@ SERVE_STAMP := $(SERVE_VENV)/.installed
 PORT ?=
 HOST ?=
 
-.PHONY: serve test test-fast browser services bench bench-quick lint typecheck schema clean
+.PHONY: serve test test-fast browser services node-tools mcp-conformance bench bench-quick lint typecheck schema clean
 
 # The development and test venv: chinwag with its dev extras, and the example plugin that
 # the tests exercise. Rebuilt when the project's or the example plugin's packaging changes.
@@ -34,15 +34,23 @@ serve: $(SERVE_STAMP)
 
 # Everything: lint and types first (pinned tools, so a fresh clone sees what CI sees), then
 # every test, browser tests included (Chromium comes from Debian's packages when missing).
-test: $(STAMP) browser services lint typecheck
+test: $(STAMP) browser services node-tools lint typecheck
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The quick loop while working: no fault-injection, load or browser suites.
-test-fast: $(STAMP)
+test-fast: $(STAMP) node-tools
 	$(BIN)/python -m pytest -q -m "not slow and not browser" $(PYTEST_ARGS)
 
 browser:
 	@if [ -f scripts/ensure-browser.sh ]; then bash scripts/ensure-browser.sh; fi
+
+# npm-distributed MCP servers for tests/mcp, into .cache/node-tools.
+node-tools:
+	bash scripts/ensure-node-tools.sh
+
+# The official MCP conformance suite against chinwag's MCP client (also part of `make test`).
+mcp-conformance: $(STAMP) node-tools
+	$(BIN)/python -m pytest -q tests/mcp/test_conformance.py
 
 # PostgreSQL (and Redis) from Debian's packages when missing; the tests start their own.
 services:

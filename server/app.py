@@ -74,6 +74,7 @@ def create_app(
         runtime.metrics.watch_store(runtime.store)
         await _share_cookie_secret(runtime)
         await runtime.bus.start()
+        await runtime.mcp.start()  # before interrupted turns continue: they may call its tools
         if runtime.bus.recovers_at_start:  # one process: whatever was streaming was ours
             await runtime.interruptions.recover_at_start()
         sweeper = asyncio.create_task(_sweep_sessions(runtime))
@@ -94,6 +95,7 @@ def create_app(
             if reloader is not None:
                 await reloader.stop()
             await drain(runtime)
+            await runtime.mcp.stop()
             if runtime.shared_breakers is not None:
                 await runtime.shared_breakers.stop()
             await runtime.store.close()

@@ -23,6 +23,7 @@ from server.config.changes import keep_restart_settings
 from server.config.live import LiveConfig
 from server.config.settings import Config, prompts_dir
 from server.errors import ConfigError, NotFound
+from server.mcp.servers import McpServers
 from server.models import build_providers
 from server.models.base import Provider
 from server.models.selector import Selector
@@ -80,6 +81,8 @@ class Runtime:
         self.sessions: SessionDirectory = self.bus.sessions
         self.fanout: Publisher = self.bus.fanout
         self.tool_registry = load_tools(config)
+        # MCP servers' tools join the registry as each server connects (`lifespan`).
+        self.mcp = McpServers(self.tool_registry, self.live)
         self.tools = AuditedToolExecutor(
             self.tool_registry,
             config=self.live,
@@ -163,6 +166,8 @@ class Runtime:
         self.live.replace(merged)
         logs.set_content_logging(merged.log.content)
         self._refresh_providers(old, merged)
+        if merged.mcp != old.mcp:
+            self.mcp.schedule_apply()
         return held
 
     def _refresh_providers(self, old: Config, new: Config) -> None:

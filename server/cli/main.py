@@ -15,7 +15,7 @@ from typing import NoReturn
 import msgspec
 
 from server import __version__, protocol
-from server.cli import accounts, data, store
+from server.cli import accounts, data, mcp, store
 from server.cli.options import add_config_options, config_from_args, resolved_from_args
 from server.config.settings import Config, resolve_config
 from server.errors import ChinwagError, ConfigError
@@ -95,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     data.add_commands(commands)
     accounts.add_account_commands(commands)
     store.add_commands(commands)
+    mcp.add_commands(commands)
     return parser
 
 

@@ -25,6 +25,7 @@ RESTART_REQUIRED = (
     "prompts.max_chars",
     "prompts.render_timeout_s",
     "tools.folders",
+    "mcp.startup_wait_s",
     "log.level",
     "log.format",
     "reload",

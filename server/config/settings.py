@@ -223,6 +223,32 @@ class ToolsSettings(Section):
     role_policy: dict[str, dict[str, Literal["allow", "ask", "deny"]]] = {}
 
 
+class McpServerSettings(Section):
+    """One MCP server: a command run over stdio, or a streamable HTTP `url`."""
+
+    command: str | None = None
+    args: list[str] = []
+    # The child's environment variables, each naming the variable of chinwag's own
+    # environment that holds its value (secrets stay out of the file).
+    env: dict[str, str] = {}
+    cwd: str | None = None
+    url: str | None = None
+    headers: dict[str, str] = {}  # sent as written: nothing secret
+    headers_env: dict[str, str] = {}  # header -> the environment variable holding its value
+    policy: Literal["allow", "ask", "deny"] = "ask"  # for its tools, unless tools.policy says
+    timeout_s: float | None = None  # one call; default tools.timeout_s
+    connect_timeout_s: float = 10.0
+    ping_s: float = 10.0  # how often a quiet server is asked whether it is still there
+    enabled: bool = True
+
+
+class McpSettings(Section):
+    servers: dict[str, McpServerSettings] = {}
+    reconnect_max_s: float = 30.0
+    # How long start-up waits for the servers' first connection before serving anyway.
+    startup_wait_s: float = 5.0
+
+
 class LogSettings(Section):
     level: str = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -272,6 +298,7 @@ class Config(Section, weakref=True):
     echo: EchoSettings = msgspec.field(default_factory=EchoSettings)
     prompts: PromptSettings = msgspec.field(default_factory=PromptSettings)
     tools: ToolsSettings = msgspec.field(default_factory=ToolsSettings)
+    mcp: McpSettings = msgspec.field(default_factory=McpSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     reload: ReloadSettings = msgspec.field(default_factory=ReloadSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
@@ -433,8 +460,22 @@ def _leaf_keys(raw: dict[str, Any], prefix: str = "") -> list[str]:
     return keys
 
 
+def _key_parts(dotted: str) -> list[str]:
+    """A key as TOML reads it: `tools.policy."time.convert_time"` is three parts, the
+    last with a dot in it (an MCP server's tool)."""
+    try:
+        node: Any = tomllib.loads(f"{dotted} = 0")
+    except tomllib.TOMLDecodeError:
+        return dotted.split(".")
+    parts: list[str] = []
+    while isinstance(node, dict) and len(node) == 1:
+        ((key, node),) = node.items()
+        parts.append(key)
+    return parts
+
+
 def _assign(raw: dict[str, Any], sources: dict[str, str], dotted: str, value: Any, source: str) -> None:
-    parts = dotted.split(".")
+    parts = _key_parts(dotted)
     node = raw
     for index, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
@@ -470,7 +511,24 @@ def _convert(raw: dict[str, Any], where: Callable[[str], str]) -> Config:
     _check_variable_names(config, where)
     _check_no_negative(config, where)
     _check_bus(config, where)
+    _check_mcp(config, where)
     return config
+
+
+MCP_SERVER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]|_(?!_))*$")
+
+
+def _check_mcp(config: Config, where: Callable[[str], str]) -> None:
+    for name, server in config.mcp.servers.items():
+        key = f"mcp.servers.{name}"
+        if not MCP_SERVER_NAME.match(name) or len(name) > 32:
+            raise ConfigError(key, "a server name is up to 32 lowercase letters, digits, - or single _", where(key))
+        if (server.command is None) == (server.url is None):
+            raise ConfigError(key, "needs exactly one of command (stdio) or url (streamable HTTP)", where(key))
+        if server.url is not None and not server.url.startswith(("http://", "https://")):
+            raise ConfigError(f"{key}.url", "must be an http:// or https:// URL", where(f"{key}.url"))
+        if server.command is not None and not server.command.strip():
+            raise ConfigError(f"{key}.command", "is empty", where(f"{key}.command"))
 
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")

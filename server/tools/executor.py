@@ -17,7 +17,7 @@ import msgspec
 import structlog
 
 from server.config.live import LiveConfig, as_live
-from server.config.settings import Config
+from server.config.settings import Config, ToolsSettings
 from server.errors import BadRequest, ChinwagError, Conflict, Forbidden, NotFound, validation_parts
 from server.store.base import Store, UserRecord
 from server.tools.approvals import Approvals
@@ -50,6 +50,17 @@ class ToolOutcome(msgspec.Struct):
         else:
             content = f"error: {self.error}"
         return {"type": "tool_result", "tool_use_id": call_id, "content": content, "is_error": not self.ok}
+
+
+def policy_of(settings: ToolsSettings, handler: ToolHandler, role: str) -> Policy:
+    """A tool's policy for a role: `tools.role_policy`, then the tool's roles, then
+    `tools.policy`, then the tool's own (an MCP server's tools: the server's)."""
+    role_rules = settings.role_policy.get(role, {})
+    if handler.name in role_rules:
+        return role_rules[handler.name]
+    if role not in handler.roles:
+        return "deny"
+    return settings.policy.get(handler.name, handler.policy)
 
 
 def new_call_id() -> str:
@@ -91,20 +102,16 @@ class ToolExecutor:
     # -- who may use what ----------------------------------------------------------------
 
     def policy_for(self, handler: ToolHandler, role: str) -> Policy:
-        settings = self.config.tools
-        role_rules = settings.role_policy.get(role, {})
-        if handler.name in role_rules:
-            return role_rules[handler.name]
-        if role not in handler.roles:
-            return "deny"
-        return settings.policy.get(handler.name, handler.policy)
+        return policy_of(self.config.tools, handler, role)
 
     def available(self, role: str, only: list[str] | None = None) -> list[ToolHandler]:
-        """Tools this role may use (not denied), limited to `only` when a template says so."""
+        """Tools this role may use (not denied), limited to `only` when a template says so;
+        not those of an MCP server that is down (`available` False)."""
         return [
             handler
             for name, handler in sorted(self.registry.tools.items())
             if (only is None or name in only) and self.policy_for(handler, role) != "deny"
+            and getattr(handler, "available", True)
         ]
 
     def describe_for(self, role: str) -> list[dict[str, Any]]:

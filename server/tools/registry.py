@@ -38,6 +38,21 @@ class ToolRegistry:
         self.tools[handler.name] = handler
         self.sources[handler.name] = source
 
+    def replace_source(self, source: str, handlers: Iterable[ToolHandler]) -> list[str]:
+        """Make `handlers` all the tools of `source` (an MCP server whose tools changed, or
+        went away): its earlier tools go. A name another source holds is skipped; those
+        names are returned, for the caller to report."""
+        for name in [n for n, s in self.sources.items() if s == source]:
+            del self.tools[name], self.sources[name]
+        skipped: list[str] = []
+        for handler in handlers:
+            if handler.name in self.sources:
+                skipped.append(handler.name)
+                continue
+            self.tools[handler.name] = handler
+            self.sources[handler.name] = source
+        return skipped
+
     def get(self, name: str) -> ToolHandler | None:
         return self.tools.get(name)
 

@@ -20,6 +20,7 @@ from server.config.live import LiveConfig, as_live
 from server.config.settings import Config
 from server.models.base import ChatMessage, Finish, ModelRequest, TextDelta, ToolUse
 from server.models.selector import Selection, Selector
+from server.models.tool_names import for_the_wire
 from server.tools.executor import ToolExecutor, new_call_id
 from server.turns.checkpoints import Checkpointer
 from server.turns.state import RunningTurn, TurnOutcome
@@ -94,6 +95,7 @@ class RoundRunner:
         """One model call; returns the tool calls it made (with our own call ids)."""
         calls: list[dict[str, Any]] = []
         turn.round_start = len(turn.transcript.content())
+        request, names = for_the_wire(request)  # `SERVER.tool` is `SERVER__tool` to a model
         stream = self.selector.stream(model, request, selection, deadline=deadline)
         # aclosing: a cancel landing between two events still closes the upstream call.
         async with contextlib.aclosing(stream):
@@ -104,7 +106,7 @@ class RoundRunner:
                     case TextDelta(text=text) if text:
                         checkpoints.text(text)
                     case ToolUse(name=name, input=args):
-                        call = {"type": "tool_use", "id": new_call_id(), "name": name, "input": args}
+                        call = {"type": "tool_use", "id": new_call_id(), "name": names.get(name, name), "input": args}
                         turn.transcript.add_block(call)
                         calls.append(call)
                     case Finish(stop_reason=reason):

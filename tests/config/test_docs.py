@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from server.config.changes import RESTART_REQUIRED, flatten
-from server.config.settings import Config, ModelSettings
+from server.config.settings import Config, McpServerSettings, ModelSettings
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
 
@@ -28,7 +28,7 @@ def documented() -> dict[str, str]:
 
 SETTINGS = [k for k in flatten(Config()) if k != "models"] + [
     f"models.{f.name}" for f in msgspec.structs.fields(ModelSettings)
-]
+] + [f"mcp.servers.{f.name}" for f in msgspec.structs.fields(McpServerSettings)]
 
 
 @pytest.mark.parametrize("key", SETTINGS)
@@ -36,7 +36,7 @@ def test_every_setting_is_documented(key):
     assert key in documented()
 
 
-@pytest.mark.parametrize("key", [k for k in SETTINGS if not k.startswith("models.")])
+@pytest.mark.parametrize("key", [k for k in SETTINGS if not k.startswith(("models.", "mcp.servers."))])
 def test_defaults_match(key):
     default = flatten(Config())[key]
     row = documented()[key]

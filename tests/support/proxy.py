@@ -47,16 +47,19 @@ class Pair:
 
 
 class CutProxy:
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1"):
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1", *, record: bool = False):
         self.target = (target_host, target_port)
+        # With `record`, every byte clients sent upstream, to assert on what went over.
+        self.record = record
+        self.sent = bytearray()
         self.pairs: set[Pair] = set()
         self.cuts = 0
         self._server: asyncio.Server | None = None
         self.port = 0
 
     @classmethod
-    async def open(cls, target_port: int) -> CutProxy:
-        proxy = cls(target_port)
+    async def open(cls, target_port: int, *, record: bool = False) -> CutProxy:
+        proxy = cls(target_port, record=record)
         proxy._server = await asyncio.start_server(proxy._accept, "127.0.0.1", 0)
         proxy.port = proxy._server.sockets[0].getsockname()[1]
         return proxy
@@ -111,6 +114,8 @@ class CutProxy:
                 sink.write(data)
                 if down:
                     pair.downstream_bytes += len(data)
+                elif self.record:
+                    self.sent += data
                 await sink.drain()
             # A clean end on one side: pass it on cleanly (queued bytes are flushed first).
             with contextlib.suppress(OSError):
