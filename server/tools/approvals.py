@@ -73,10 +73,9 @@ class Approvals:
         so that no decision can arrive before the call is there to take it. An `allow` is
         taken in the store before it is returned (`still_waiting` then says False): the
         call runs now, and a continued turn must not run it again (Conflict if one did)."""
-        record = await self.store.create_approval(NewApproval(
-            call_id=call_id, user_id=user_id, turn_id=turn_id, conversation_id=conversation_id,
-            name=name, args=args, timeout_s=timeout_s,
-        ))
+        record = await self.request(
+            user_id, call_id, timeout_s, turn_id=turn_id, conversation_id=conversation_id, name=name, args=args,
+        )
         decision = cast("Decision | None", record.decision)
         if decision is None:
             decision = await self._wait_here(record, announce)
@@ -97,8 +96,9 @@ class Approvals:
         name: str,
         args: dict[str, Any],
     ) -> ApprovalRecord:
-        """Store the call as waiting, without waiting for it here: its decision comes with
-        the client's next request, which runs the call then (the Responses API)."""
+        """Store the call as waiting (or find it stored) without waiting for it here: for
+        the Responses API its decision comes with the client's next request, which runs the
+        call then."""
         return await self.store.create_approval(NewApproval(
             call_id=call_id, user_id=user_id, turn_id=turn_id, conversation_id=conversation_id,
             name=name, args=args, timeout_s=timeout_s,

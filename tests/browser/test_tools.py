@@ -18,20 +18,7 @@ from tests.support.live import LiveServer
 
 pytestmark = pytest.mark.browser
 
-REMEMBER = '''
-import os
-from pathlib import Path
-
-from server.tools import ToolContext, tool
-
-
-@tool(policy="ask")
-async def remember(ctx: ToolContext, note: str) -> str:
-    """Save a note (asks first)."""
-    with Path(os.environ["REMEMBER_FILE"]).open("a") as notes:
-        notes.write(note + "\\n")
-    return f"saved: {note}"
-'''
+REMEMBER = Path(__file__).parents[1] / "support" / "tool_files" / "remember.py"
 
 
 @pytest.fixture
@@ -49,7 +36,7 @@ def notes(tmp_path: Path) -> Path:
 def server(start_server, tmp_path: Path, fake: FakeAnthropic, notes: Path) -> LiveServer:
     tools = tmp_path / "tools"
     tools.mkdir()
-    (tools / "remember.py").write_text(REMEMBER)
+    (tools / "remember.py").write_text(REMEMBER.read_text())
     settings = [
         f"tools.folders={json.dumps([str(tools)])}",
         *fake_model_settings(fake.base_url),

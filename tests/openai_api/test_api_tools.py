@@ -21,20 +21,7 @@ from tests.browser.chat import fake_model_settings
 from tests.fakes import FakeAnthropic, Reply, ToolCall
 from tests.support.live import LiveServer
 
-REMEMBER = '''
-import os
-from pathlib import Path
-
-from server.tools import ToolContext, tool
-
-
-@tool(policy="ask")
-async def remember(ctx: ToolContext, note: str) -> str:
-    """Save a note (asks first)."""
-    with Path(os.environ["REMEMBER_FILE"]).open("a") as notes:
-        notes.write(note + "\\n")
-    return f"saved: {note}"
-'''
+REMEMBER = Path(__file__).parents[1] / "support" / "tool_files" / "remember.py"
 WEATHER = {
     "name": "get_weather", "description": "The weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
@@ -57,7 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, fake: FakeAnthropic, notes:
     folder = tmp_path_factory.mktemp("api-tools")
     tools = folder / "tools"
     tools.mkdir()
-    (tools / "remember.py").write_text(REMEMBER)
+    (tools / "remember.py").write_text(REMEMBER.read_text())
     settings = [f"tools.folders={json.dumps([str(tools)])}", "limits.turns_per_minute=0", *fake_model_settings(fake.base_url)]
     live = LiveServer(folder, *settings, env={"FAKE_KEY": "test-key", "REMEMBER_FILE": str(notes)}).start()
     try:

@@ -8,26 +8,14 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from tests.auth.helpers import cli
+from tests.openai_api.helpers import api, two_users_with_keys
 from tests.support.live import LiveServer
 
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str, str]]:
-    folder = tmp_path_factory.mktemp("response-keys")
-    for name in ("alice", "bob"):
-        assert cli(folder, "users", "add", name, "--role", "user").returncode == 0
-    alice = cli(folder, "keys", "create", "--user", "alice").stdout.strip()
-    bob = cli(folder, "keys", "create", "--user", "bob").stdout.strip()
-    live = LiveServer(folder, "echo.delay_ms=5", "limits.turns_per_minute=3").start()
-    try:
-        yield live, alice, bob
-    finally:
-        live.kill()
-
-
-def api(live: LiveServer, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{live.url}/v1", api_key=key, max_retries=0)
+    with two_users_with_keys(tmp_path_factory.mktemp("response-keys"), "echo.delay_ms=5", "limits.turns_per_minute=3") as users:
+        yield users
 
 
 def test_another_users_response_is_404_and_limits_are_429(keyed: tuple[LiveServer, str, str]) -> None:
