@@ -321,8 +321,11 @@ class Store(Protocol):
         model: str | None = None,
         usage: dict[str, int] | None = None,
         cost: float | None = None,
+        ends_run: str | None = None,
     ) -> Message:
-        """Final content and status of an assistant (or tool) message."""
+        """Final content and status of an assistant (or tool) message; with `ends_run`,
+        that turn's run is deleted in the same commit (the turn is over: nothing to
+        continue), which spares the turn a write of its own."""
 
     async def get_message(self, user_id: str, message_id: str) -> Message | None:
         """One message of this user, as `history` returns it; None when there is no such

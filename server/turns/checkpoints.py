@@ -73,6 +73,14 @@ class Checkpointer:
         if self.durable and (self._unsent or (self.pending and not self.pending.done())):
             await self.save()
 
+    def release(self) -> None:
+        """After the answer's final commit: send the text still held back, which that
+        commit stored (so a turn's end costs one write, not a checkpoint and then one)."""
+        for piece in self._unsent:
+            self.turn.held_chars -= len(piece)
+            self._publish_text(piece)
+        self._unsent.clear()
+
     async def settle(self) -> None:
         """Wait for a checkpoint in flight, so that it cannot land after the final write."""
         if self._timer is not None:

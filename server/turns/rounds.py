@@ -111,7 +111,8 @@ class RoundRunner:
                         calls.append(call)
                     case Finish(stop_reason=reason):
                         outcome.stop_reason = reason
-        await checkpoints.flush_text()  # the round's text goes out before its tool calls
+        if calls:  # the round's text goes out before its tool calls (a last round's: after the final commit)
+            await checkpoints.flush_text()
         return calls
 
     async def _run_tools(self, turn: RunningTurn, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:

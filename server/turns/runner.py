@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,7 +71,6 @@ class TurnRunner:
         self.directory = directory or LocalTurns()
         self.rounds = RoundRunner(config=self._live, selector=selector, tools=tools, publish=self._publish)
         self.running: dict[str, RunningTurn] = {}
-        self._chores: set[asyncio.Task[None]] = set()
         self._locks = ConversationLocks()
         # Callbacks of HTTP requests following a turn that runs here, by turn id.
         self._listeners: dict[str, list[Callable[[protocol.Event], None]]] = {}
@@ -273,13 +272,14 @@ class TurnRunner:
         if turn.cancel_reason == "taken_over":
             await checkpoints.settle()
             return outcome  # another node writes this answer now: not one more word from here
-        try:
-            # What is held back goes out (and is saved) before `turn.completed`; a turn handed
-            # over is saved whole, for whoever continues it.
-            await (checkpoints.save() if outcome.handed_over else checkpoints.flush_text())
-        except Exception:
-            log.exception("turn_checkpoint_failed")
+        if outcome.handed_over:
+            try:
+                await checkpoints.save()  # saved whole, for whoever continues it
+            except Exception:
+                log.exception("turn_checkpoint_failed")
         await checkpoints.settle()
+        # Text still held back goes out after the final commit stores it, before `turn.completed`.
+        turn.release_held = checkpoints.release
         return outcome
 
     def _checkpointer(self, turn: RunningTurn) -> Checkpointer:
@@ -373,17 +373,6 @@ class TurnRunner:
         # Waiting for the user's yes or no is not running: the call can wait again.
         return await self.tools.approvals.still_waiting(turn.request.user.id, call["id"])
 
-    def _background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Store bookkeeping that no client waits for; kept referenced until done."""
-        task = asyncio.create_task(work)
-        self._chores.add(task)
-        task.add_done_callback(self._chore_done)
-
-    def _chore_done(self, task: asyncio.Task[None]) -> None:
-        self._chores.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("turn_bookkeeping_failed", error=str(task.exception()))
-
     async def _history_within(self, turn: RunningTurn, budget: int) -> list[protocol.Message]:
         """The messages before this turn's answer, read newest page first until they are
         more than the budget can hold: a long conversation is not read whole every turn.
@@ -420,6 +409,8 @@ class TurnRunner:
             selection.model, outcome.status, outcome.usage, cost=cost,
             started=turn.started_at, first_token=turn.first_token_at,
         )
+        # The run goes in the same commit: the turn is over, and a crash from here on leaves
+        # nothing to continue (its answer is no longer streaming).
         await self.store.finish_message(
             turn.message_id,
             content=content,
@@ -427,7 +418,10 @@ class TurnRunner:
             model=selection.model,
             usage=usage,
             cost=cost,
+            ends_run=request.turn_id,
         )
+        if turn.release_held is not None:
+            turn.release_held()
         error = outcome.error
         self._publish(turn, protocol.TurnCompleted(
             turn_id=request.turn_id,
@@ -440,9 +434,6 @@ class TurnRunner:
             usage=protocol.TurnUsage(**usage),  # type: ignore[arg-type]  # "estimated" is a bool
             error=protocol.TurnError(code=error.code, message=error.message) if error else None,
         ))
-        # After the answer is committed and told; a run left over (a crash in between) is
-        # never claimed: its answer is no longer streaming.
-        self._background(self.store.end_run(request.turn_id))
 
     async def _finish_unstarted(self, turn: RunningTurn, outcome: TurnOutcome) -> None:
         """A turn cancelled or failed before it began still ends with a stored answer and

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -103,6 +104,8 @@ class RunningTurn:
         # Characters of text in the transcript not yet published (held until saved, with
         # `turns.on_interrupt = "continue"`): they are the transcript's last characters.
         self.held_chars = 0
+        # Sends that held text once the final commit has stored it (set by the runner).
+        self.release_held: Callable[[], None] | None = None
 
     def published_content(self) -> list[dict[str, Any]]:
         """The answer as published so far: the transcript without the text held back,

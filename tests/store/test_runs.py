@@ -301,3 +301,15 @@ async def test_a_run_copied_from_sqlite_continues_on_postgres(
         assert (claimed[0].attempts, claimed[1].text) == (2, "so far")
     finally:
         await target.close()
+
+
+async def test_finishing_an_answer_can_end_its_run_in_the_same_commit(store: AnyStore) -> None:
+    kept = await send(store, ALICE, "this run stays")
+    ended = await send(store, ALICE, "this one ends")
+    assert await stored_runs(store) == 2
+    await store.finish_message(ended.answer_id, content=text("done"), status="complete", ends_run=ended.turn_id)
+    assert await stored_runs(store) == 1
+    assert await store.claim_run(ended.turn_id) is None
+    assert [r.turn_id for r in await store.interrupted_runs()] == [kept.turn_id]
+    await store.finish_message(kept.answer_id, content=text("done too"), status="complete")  # without: the run stays
+    assert await stored_runs(store) == 1

@@ -29,7 +29,7 @@ from server.store.postgres.rows import (
     to_conversation,
     to_message,
 )
-from server.store.postgres.runs import insert_run
+from server.store.postgres.runs import end_run, insert_run
 from server.store.records import CONVERSATION_FIELDS, STATUSES, with_earlier_usage
 
 
@@ -137,8 +137,10 @@ async def finish_message(
     model: str | None,
     usage: dict[str, int] | None,
     cost: float | None,
+    ends_run: str | None = None,
 ) -> Message:
-    """The final content and status; usage and cost add to a regenerated answer's earlier."""
+    """The final content and status; usage and cost add to a regenerated answer's earlier.
+    With `ends_run`, that turn's run is deleted in the same transaction."""
     _check(status in STATUSES, f"unknown status {status!r}")
     conversation_id = await conn.fetchval(
         "SELECT conversation_id FROM messages WHERE id = $1", message_id
@@ -159,6 +161,8 @@ async def finish_message(
     if row is None:
         raise NotFound("message not found")
     await _touch(conn, conversation_id, ids.utc_now())
+    if ends_run is not None:
+        await end_run(conn, ends_run)
     return to_message(row)
 
 

@@ -184,10 +184,11 @@ class PostgresStore(ApprovalsMixin, ResponsesMixin):
         model: str | None = None,
         usage: dict[str, int] | None = None,
         cost: float | None = None,
+        ends_run: str | None = None,
     ) -> Message:
         return await self._write(
             messages.finish_message, message_id, content=content, status=status,
-            model=model, usage=usage, cost=cost,
+            model=model, usage=usage, cost=cost, ends_run=ends_run,
         )
 
     async def get_message(self, user_id: str, message_id: str) -> Message | None:

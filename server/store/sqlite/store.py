@@ -227,6 +227,7 @@ class SqliteStore(AccountsMixin, ApprovalsMixin, ResponsesMixin):
         model: str | None = None,
         usage: dict[str, int] | None = None,
         cost: float | None = None,
+        ends_run: str | None = None,
     ) -> Message:
         return await self._write(
             writes.finish_message,
@@ -236,6 +237,7 @@ class SqliteStore(AccountsMixin, ApprovalsMixin, ResponsesMixin):
             model=model,
             usage=usage,
             cost=cost,
+            ends_run=ends_run,
         )
 
     async def import_conversation(

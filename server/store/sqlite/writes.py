@@ -26,7 +26,7 @@ from server.store.records import (
     to_message,
     with_earlier_usage,
 )
-from server.store.sqlite.runs import insert_run
+from server.store.sqlite.runs import end_run, insert_run
 
 
 def ensure_user(conn: sqlite3.Connection, user: UserRecord) -> None:
@@ -130,8 +130,10 @@ def finish_message(
     model: str | None,
     usage: dict[str, int] | None,
     cost: float | None,
+    ends_run: str | None = None,
 ) -> Message:
-    """Store the final content and status (and model, usage, cost when given)."""
+    """Store the final content and status (and model, usage, cost when given); with
+    `ends_run`, delete that turn's run in the same transaction."""
     _check(status in STATUSES, f"unknown status {status!r}")
     before = conn.execute("SELECT usage, cost FROM messages WHERE id = ?", (message_id,)).fetchone()
     usage, cost = with_earlier_usage(before, usage, cost)
@@ -144,6 +146,8 @@ def finish_message(
     if row is None:
         raise NotFound("message not found")
     _touch(conn, row["conversation_id"], ids.utc_now())
+    if ends_run is not None:
+        end_run(conn, ends_run)
     return _message(conn, message_id)
 
 
