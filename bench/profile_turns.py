@@ -44,7 +44,7 @@ def main() -> int:
             raw = stem.with_suffix(".raw")
             spies = [
                 subprocess.Popen([py_spy, "record", "--pid", str(server.pid), "--duration", str(int(args.seconds)),
-                                  "--rate", "200", "--format", fmt, "--output", str(out), "--nonblocking"],
+                                  "--rate", "200", "--gil", "--format", fmt, "--output", str(out), "--nonblocking"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 for fmt, out in (("flamegraph", stem.with_suffix(".svg")), ("raw", raw))
             ]
