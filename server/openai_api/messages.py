@@ -35,11 +35,15 @@ class Question(msgspec.Struct, kw_only=True):
         return sorted(self.context[-1].content, key=lambda block: block.get("type") != "tool_result")
 
 
-def question_from(messages: Any) -> Question:
+def question_from(messages: Any, *, earlier_calls: set[str] | None = None) -> Question:
+    """`earlier_calls`: the ids of calls made before these messages (a stored conversation
+    continued): a tool result must answer one of them or a call among the messages, since
+    the model APIs refuse a result of no call."""
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages must be a non-empty array", details={"path": "messages"})
     instructions: list[str] = []
     turns: list[ChatMessage] = []
+    calls = set(earlier_calls or ())
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
         if not isinstance(message, dict):
@@ -50,11 +54,17 @@ def question_from(messages: Any) -> Question:
         elif role == "user":
             _append(turns, "user", [{"type": "text", "text": _text(message.get("content"), where)}])
         elif role == "assistant":
-            _append(turns, "assistant", _assistant_blocks(message, where))
+            blocks = _assistant_blocks(message, where)
+            calls.update(b["id"] for b in blocks if b["type"] == "tool_use")
+            _append(turns, "assistant", blocks)
         elif role == "tool":
             call_id = message.get("tool_call_id")
             if not isinstance(call_id, str) or not call_id:
                 raise BadRequest("a tool message needs tool_call_id", details={"path": f"{where}.tool_call_id"})
+            if call_id not in calls:
+                raise BadRequest(
+                    f"tool_call_id {call_id!r} answers no tool call made before it", details={"path": f"{where}.tool_call_id"},
+                )
             result = {"type": "tool_result", "tool_use_id": call_id, "content": _text(message.get("content"), where)}
             _append(turns, "user", [result])
         else:

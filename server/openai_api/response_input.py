@@ -30,17 +30,27 @@ class Approval(msgspec.Struct, frozen=True):
 class ReadInput(msgspec.Struct, kw_only=True):
     messages: list[dict[str, Any]]  # in Chat Completions' shape
     approvals: list[Approval]
+    origins: list[str] = []  # the input item each message came from (`input[3]`), for errors
+
+    def where(self, path: str) -> str:
+        """An error's `messages[N]...` path as the client wrote it: `input[M]...`."""
+        head, bracket, rest = path.partition("]")
+        if not head.startswith("messages[") or not bracket:
+            return path.replace("messages", "input", 1)
+        index = int(head.removeprefix("messages["))
+        return (self.origins[index] if index < len(self.origins) else f"input[{index}]") + rest
 
 
 def read_input(value: Any) -> ReadInput:
     if isinstance(value, str):
         if not value.strip():
             raise BadRequest("input is empty", details={"path": "input"})
-        return ReadInput(messages=[{"role": "user", "content": value}], approvals=[])
+        return ReadInput(messages=[{"role": "user", "content": value}], approvals=[], origins=["input"])
     if not isinstance(value, list) or not value:
         raise BadRequest("input must be a string or a non-empty array of items", details={"path": "input"})
     messages: list[dict[str, Any]] = []
     approvals: list[Approval] = []
+    origins: list[str] = []
     for index, item in enumerate(value):
         where = f"input[{index}]"
         if not isinstance(item, dict):
@@ -60,7 +70,8 @@ def read_input(value: Any) -> ReadInput:
             approvals.append(Approval(_string(item, "approval_request_id", where), approve))
         elif kind not in SKIPPED:
             raise BadRequest(f"input items of type {kind!r} are not supported", details={"path": f"{where}.type"})
-    return ReadInput(messages=messages, approvals=approvals)
+        origins += [where] * (len(messages) - len(origins))
+    return ReadInput(messages=messages, approvals=approvals, origins=origins)
 
 
 def _message(item: dict[str, Any], where: str) -> dict[str, Any]:

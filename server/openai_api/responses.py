@@ -125,8 +125,15 @@ async def _create(parts: ApiParts, request: Request) -> Response:
     if given.approvals and not retry:  # a retry's first request ran the calls already
         approved = await _run_approved(parts, identity, previous, given.approvals)
     messages = given.messages + [{"role": "tool", "tool_call_id": a["call_id"], "content": a["result"]} for a in approved]
-    question = question_from(messages)
     stored_context = conversation_id is not None
+    earlier = await _open_calls(parts, user, conversation_id, previous) if stored_context else None
+    try:
+        question = question_from(messages, earlier_calls=earlier)
+    except BadRequest as exc:  # name the input item the client wrote, not our message list
+        details = exc.details if isinstance(exc.details, dict) else {}
+        if "path" in details:
+            raise BadRequest(exc.message, details={**details, "path": given.where(details["path"])}) from None
+        raise
     if stored_context and len(question.context) > 1:
         raise BadRequest(
             "a response that continues a stored conversation takes only the new message and"
@@ -181,6 +188,20 @@ async def _previous(parts: ApiParts, user: UserRecord, response_id: str | None) 
     if record is None:
         raise NotFound(f"response {response_id!r} not found", details={"path": "previous_response_id"})
     return record
+
+
+async def _open_calls(
+    parts: ApiParts, user: UserRecord, conversation_id: str | None, previous: ResponseRecord | None
+) -> set[str]:
+    """The calls a continued conversation left for the client to answer: those of the
+    previous response's answer, or of the conversation's newest answer."""
+    if previous is not None:
+        answer = await parts.store.get_message(user.id, previous.answer_id)
+        return {call["id"] for call in dangling_calls(answer.content)} if answer else set()
+    if conversation_id is None:
+        return set()
+    newest, _ = await parts.store.history(user.id, conversation_id, before=None, limit=2)
+    return {call["id"] for m in newest if m.role == "assistant" for call in dangling_calls(m.content)}
 
 
 def _conversation(request: Request, body: CreateResponse, previous: ResponseRecord | None) -> str | None:

@@ -187,6 +187,20 @@ def test_bad_input_gets_precise_errors(server: LiveServer) -> None:
     response = api.responses.create(model="echo", input="fine")
     with pytest.raises(openai.BadRequestError):
         api.responses.retrieve(response.id, stream=True, starting_after="many")  # type: ignore[arg-type]
+    # A function output for a call nobody made: the model API would refuse it, so we do first.
+    with pytest.raises(openai.BadRequestError) as orphan:
+        api.responses.create(model="echo", previous_response_id=response.id,
+                             input=[{"type": "function_call_output", "call_id": "call_nope", "output": "42"}])
+    assert "call_nope" in orphan.value.message
+    with pytest.raises(openai.BadRequestError) as stateless:
+        api.responses.create(model="echo", input=[{"type": "function_call_output", "call_id": "call_nope", "output": "42"}])
+    assert stateless.value.body["param"] == "input[0].tool_call_id"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as later:
+        api.responses.create(model="echo", input=[
+            {"role": "user", "content": "hi"}, {"type": "mcp_call", "id": "x"},
+            {"role": "assistant", "content": [{"type": "input_image", "image_url": "x"}]},
+        ])
+    assert later.value.body["param"] == "input[2].content"  # type: ignore[index]
     with pytest.raises(openai.NotFoundError):
         api.responses.retrieve("resp_x")
 
