@@ -12,7 +12,7 @@ SERVE_STAMP := $(SERVE_VENV)/.installed
 PORT ?=
 HOST ?=
 
-.PHONY: serve test test-fast browser services node-tools mcp-conformance bench bench-quick lint typecheck schema clean
+.PHONY: serve test test-fast browser services node-tools mcp-conformance bench bench-peers bench-quick lint typecheck schema clean
 
 # The development and test venv: chinwag with its dev extras, and the example plugin that
 # the tests exercise. Rebuilt when the project's or the example plugin's packaging changes.
@@ -58,6 +58,17 @@ services:
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# LiteLLM's proxy, in a venv of its own, measured beside chinwag on the same fake upstream.
+PEERS_VENV := bench/.venv-peers
+LITELLM_VERSION := 1.108.7
+$(PEERS_VENV)/.installed:
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet 'litellm[proxy]==$(LITELLM_VERSION)'
+	touch $(PEERS_VENV)/.installed
+
+bench-peers: $(STAMP) $(PEERS_VENV)/.installed
+	$(BIN)/python -m bench --only peers
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick

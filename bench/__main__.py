@@ -15,7 +15,7 @@ import time
 from bench.harness import REPO, RESULTS, Context, Layout, Row, bench_tmp, raise_nofile
 
 BENCHMARKS = (
-    "turn_overhead", "token_relay", "idle", "store", "gateway_overhead", "frame_checks", "scale_out",
+    "turn_overhead", "token_relay", "idle", "store", "gateway_overhead", "frame_checks", "scale_out", "peers",
 )
 
 

@@ -88,8 +88,9 @@ class ServerProcess:
     that file."""
 
     def __init__(self, name: str, args: list[str], *, cores: set[int] | None, cwd: Path,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, ready: re.Pattern[str] = LISTENING):
         self.name = name
+        self.ready = ready  # the log line that says it listens, its port in group 1
         self.args = args
         self.cores = cores
         self.cwd = cwd
@@ -110,7 +111,7 @@ class ServerProcess:
         )
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            match = LISTENING.search(self.log_path.read_text(errors="replace"))
+            match = self.ready.search(self.log_path.read_text(errors="replace"))
             if match:
                 self.port = int(match[1])
                 return self
@@ -162,8 +163,10 @@ CHINWAG_BENCH_SETTINGS = (
     "limits.frames_per_window=100000000",
     "limits.bad_frames_per_window=100000000",
     "reload.enabled=false",
-    # Turn rate limit and quotas would refuse a benchmark's closed loop.
+    # Turn rate limit and quotas would refuse a benchmark's closed loop; so would the HTTP
+    # request rate limit on the OpenAI-compatible API (bench/peers.py).
     "limits.turns_per_minute=0",
+    "limits.http_per_minute=100000000",
 )
 
 
