@@ -17,7 +17,10 @@ with scrypt and a per-user salt.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
+import time
 from collections.abc import Callable
 
 import msgspec
@@ -74,6 +77,10 @@ class Authenticator:
         return Identity(user=user, method="local" if user is LOCAL_USER else "custom")
 
 
+# How often a key's `last_used_at` may be written: it is shown to the minute.
+TOUCH_EVERY_S = 60.0
+
+
 class StoreAuthenticator(Authenticator):
     """Users, API keys and logins from the store (the server's default)."""
 
@@ -82,6 +89,8 @@ class StoreAuthenticator(Authenticator):
         self.store = store
         self.config = config
         self.signer = signer
+        self._touched: dict[str, float] = {}  # key id -> when its last use was last written
+        self._touching: set[asyncio.Task[None]] = set()
 
     async def credentials_required(self) -> bool:
         config = self.config()
@@ -111,9 +120,26 @@ class StoreAuthenticator(Authenticator):
             digest = key_hash(key).encode()
             for candidate in await self.store.api_key_candidates(key_prefix(key)):
                 if hmac.compare_digest(candidate.key_hash.encode(), digest):
-                    await self.store.touch_api_key(candidate.id)
+                    self._touch(candidate.id)
                     return Identity(user=candidate.user, method="key", key_id=candidate.id)
         raise Unauthorized("invalid API key")
+
+    def _touch(self, key_id: str) -> None:
+        """Record the key's use, off the request's path and at most once a minute per key:
+        a durable write per request (every OpenAI-API call authenticates) would put an
+        fsync in front of each, for a field shown to the minute."""
+        now = time.monotonic()
+        if now - self._touched.get(key_id, -TOUCH_EVERY_S) < TOUCH_EVERY_S:
+            return
+        self._touched[key_id] = now
+        task = asyncio.get_running_loop().create_task(self._write_touch(key_id))
+        self._touching.add(task)
+        task.add_done_callback(self._touching.discard)
+
+    async def _write_touch(self, key_id: str) -> None:
+        # Best effort: a store that cannot take it fails the request's own writes visibly.
+        with contextlib.suppress(Exception):
+            await self.store.touch_api_key(key_id)
 
     async def by_cookie(self, value: str) -> Identity | None:
         login_id = self.signer.unsign(value)

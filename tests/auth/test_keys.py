@@ -120,3 +120,33 @@ def test_cli_user_with_password_from_stdin_and_duplicate_names(tmp_path):
     assert cli(tmp_path, "users", "add", "local").returncode == 1  # the built-in name
     database = (tmp_path / "chinwag.db").read_bytes()
     assert b"correct horse" not in database
+
+
+def test_a_keys_use_is_recorded_once_a_minute_off_the_requests_path(tmp_path):
+    """`last_used_at` is written in the background, at most once a minute per key: each
+    request authenticated with a key (every OpenAI-API call) does not wait for a write."""
+    import time
+
+    from server.cli.offline import run_with_store
+
+    config = make_config(tmp_path)
+    add_user(config, "robot", role="bot")
+    key = add_key(config, "robot")
+
+    def last_used() -> str | None:
+        (record,) = run_with_store(config, lambda store: store.list_api_keys("robot"))
+        return record.last_used_at
+
+    assert last_used() is None
+    with running_app(config) as client:
+        with connected(client, hello={"token": key}):
+            pass
+        deadline = time.monotonic() + 5
+        while (first := last_used()) is None:
+            assert time.monotonic() < deadline, "the key's use was never recorded"
+            time.sleep(0.02)
+        time.sleep(0.01)
+        with connected(client, hello={"token": key}):
+            pass
+        time.sleep(0.2)
+        assert last_used() == first  # within the minute: not written again
