@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 
 from bench import lean
 from bench.harness import (
@@ -25,6 +24,7 @@ from bench.harness import (
     chinwag_server,
     compare,
     percentile,
+    timed_calls,
 )
 from bench.turn_overhead import ChinwagTurns
 
@@ -44,26 +44,21 @@ def direct(fake_port: int, calls: int, seconds: float) -> dict:
 
     async def go() -> dict:
         client = anthropic.AsyncAnthropic(api_key="bench", base_url=f"http://127.0.0.1:{fake_port}", max_retries=0)
-        latencies: list[float] = []
-        stop_at = time.perf_counter() + seconds
+
+        async def call() -> None:
+            async with await client.messages.create(
+                model="claude-bench", max_tokens=4096, stream=True, timeout=30,
+                system="You are chinwag, a helpful assistant.",
+                messages=[{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+            ) as events:
+                async for event in events:
+                    if event.type == "message_stop":
+                        break
+
         try:
-            for number in range(calls + 5):  # five to warm up
-                start = time.perf_counter()
-                async with await client.messages.create(
-                    model="claude-bench", max_tokens=4096, stream=True, timeout=30,
-                    system="You are chinwag, a helpful assistant.",
-                    messages=[{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
-                ) as events:
-                    async for event in events:
-                        if event.type == "message_stop":
-                            break
-                if number >= 5:
-                    latencies.append(time.perf_counter() - start)
-                if start > stop_at:
-                    break
+            return _summary(await timed_calls(call, calls, seconds))
         finally:
             await client.close()
-        return _summary(latencies)
 
     return asyncio.run(go())
 
@@ -73,19 +68,10 @@ def through_chinwag(server: ServerProcess, calls: int, seconds: float) -> dict:
         conn = await lean.connect(server.port, subprotocol="chinwag.v1")
         await lean.request(conn, b'{"type":"hello","ref":0}', lambda m: m.startswith(b'{"type":"welcome"'))
         turns = ChinwagTurns(conn, os.urandom(4).hex())
-        latencies: list[float] = []
-        stop_at = time.perf_counter() + seconds
         try:
-            for number in range(calls + 5):
-                start = time.perf_counter()
-                await asyncio.wait_for(turns.turn(), 30)
-                if number >= 5:
-                    latencies.append(time.perf_counter() - start)
-                if start > stop_at:
-                    break
+            return _summary(await timed_calls(lambda: asyncio.wait_for(turns.turn(), 30), calls, seconds))
         finally:
             conn.abort()
-        return _summary(latencies)
 
     return asyncio.run(go())
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -234,6 +234,21 @@ def bare_server(ctx: Context, name: str = "bare") -> ServerProcess:
 
 
 # ----------------------------------------------------------------------------- statistics
+
+
+async def timed_calls(call: Callable[[], Awaitable[None]], calls: int, seconds: float, *, warmup: int = 5) -> list[float]:
+    """The latency of each of `calls` calls made one at a time, after `warmup` untimed
+    ones; stops early once `seconds` have passed (bounded by count and by time)."""
+    latencies: list[float] = []
+    stop_at = time.perf_counter() + seconds
+    for number in range(calls + warmup):
+        start = time.perf_counter()
+        await call()
+        if number >= warmup:
+            latencies.append(time.perf_counter() - start)
+        if start > stop_at:
+            break
+    return latencies
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -18,10 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
 from bench.gateway_overhead import KEY_ENV, direct, fake_server
-from bench.harness import REPO, Context, Row, ServerProcess, chinwag_server, median, percentile
+from bench.harness import (
+    REPO,
+    Context,
+    Row,
+    ServerProcess,
+    chinwag_server,
+    median,
+    percentile,
+    timed_calls,
+)
 from tests.support.services import free_port
 
 NAME = "peers"
@@ -52,21 +60,17 @@ def chat(port: int, key: str, model: str, calls: int, seconds: float) -> dict:
 
     async def go() -> dict:
         client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0, timeout=30)
-        latencies: list[float] = []
-        stop_at = time.perf_counter() + seconds
+
+        async def call() -> None:
+            stream = await client.chat.completions.create(
+                model=model, stream=True, messages=[{"role": "user", "content": "hi"}],
+            )
+            text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+            if text != "ok":
+                raise RuntimeError(f"unexpected answer {text!r} from port {port}")
+
         try:
-            for number in range(calls + 5):  # five to warm up
-                start = time.perf_counter()
-                stream = await client.chat.completions.create(
-                    model=model, stream=True, messages=[{"role": "user", "content": "hi"}],
-                )
-                text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
-                if text != "ok":
-                    raise RuntimeError(f"unexpected answer {text!r} from port {port}")
-                if number >= 5:
-                    latencies.append(time.perf_counter() - start)
-                if start > stop_at:
-                    break
+            latencies = await timed_calls(call, calls, seconds)
         finally:
             await client.close()
         return {"p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000}
