@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from server import protocol
-from server.errors import BadRequest, Conflict, Forbidden, TooLarge, Unavailable
+from server.errors import BadRequest, Conflict, TooLarge, Unavailable
 from server.gateway.parts import GatewayParts
 from server.sessions.session import SessionHandle
 from server.store.base import NewUserMessage, Restarted
-from server.tools.approvals import decided_by
+from server.tools.approvals import approval_author
 from server.turns.state import TurnRequest
 
 
@@ -192,9 +192,10 @@ class FrameHandler:
         """Decide a waiting call, once, whichever tab or node it waits on. With
         `tools.approver = "person"`, a socket opened with an API key (a bot) may not."""
         session = self.session
-        if session.key_id is not None and self.parts.config.tools.approver == "person":
-            raise Forbidden("approvals need a person: this connection uses an API key")
-        author = decided_by(user_id=self.user.id, key_id=session.key_id, login_id=session.login_id)
+        author = approval_author(
+            user_id=self.user.id, key_id=session.key_id, login_id=session.login_id,
+            approver=self.parts.config.tools.approver,
+        )
         await self.parts.tools.approvals.decide_anywhere(
             self.user.id, call_id, decision, decided_by=author
         )

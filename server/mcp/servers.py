@@ -27,7 +27,7 @@ class McpServers:
         self.registry = registry
         self._live = live
         self.connections: dict[str, McpConnection] = {}
-        self._applying: asyncio.Lock | None = None
+        self._applying = asyncio.Lock()  # one reconciliation at a time
 
     async def start(self) -> None:
         """Connect every enabled server; wait (up to `mcp.startup_wait_s`) for their first
@@ -40,7 +40,6 @@ class McpServers:
     async def apply(self) -> None:
         """Bring the connections in line with the live config: new servers connect,
         removed or disabled ones are dropped, changed ones reconnect."""
-        self._applying = self._applying or asyncio.Lock()
         async with self._applying:
             wanted = {n: s for n, s in self._live.current.mcp.servers.items() if s.enabled}
             for name, connection in list(self.connections.items()):

@@ -26,24 +26,25 @@ from starlette.routing import Route
 
 from server import protocol
 from server.errors import ChinwagError, Unavailable
-from server.openai_api.client_tools import client_tools
 from server.openai_api.errors import from_exception, openai_error
 from server.openai_api.messages import question_from
 from server.openai_api.turns import (
+    CONVERSATION_HEADER,
     ApiParts,
     announce,
     decode,
+    functions,
     idempotent_msg_id,
     identify,
     same_request,
     stored_message,
+    turn_headers,
     turn_maker,
 )
 from server.store.base import NewUserMessage, UserRecord
 from server.turns.state import TurnRequest, api_request
 from server.turns.transcript import dangling_calls
 
-CONVERSATION_HEADER = "x-chinwag-conversation"
 FINISH_REASONS = {"end_turn": "stop", "stop": "stop", "max_tokens": "length", "length": "length", "tool_use": "tool_calls"}
 
 
@@ -80,35 +81,32 @@ def routes(parts: ApiParts) -> list[Route]:
 
 
 async def _complete(parts: ApiParts, request: Request) -> Response:
-    if parts.draining():
-        raise Unavailable("the server is shutting down; retry on another node or later")
     user = (await turn_maker(parts, request)).user
     body = decode(await request.body(), Completion)
     question = question_from(body.messages)
     parts.selector.settings(body.model)  # an unknown model is a 400 naming it
-    own_tools = {tool.name for tool in parts.turns.tools.available(user.role)}
-    functions = client_tools(body.tools, nested=True, server_tools=own_tools)
+    offered = functions(parts, user, body.tools, nested=True)
     client_msg_id, keyed = idempotent_msg_id(request)
     await parts.guard.check(user, client_msg_id)
     accepted = await parts.store.accept_user_message(NewUserMessage(
         user_id=user.id, client_msg_id=client_msg_id, text=question.text, content=question.blocks, model=body.model,
         # A turn interrupted by a crash continues with the client's context, not the store's.
-        run_request=api_request(context=question.context, instructions=question.instructions, client_tools=functions),
+        run_request=api_request(context=question.context, instructions=question.instructions, client_tools=offered),
         conversation_id=request.headers.get(CONVERSATION_HEADER) or None,
     ))
     if not accepted.created:
         await same_request(parts.store, user, accepted, question.blocks)
-    stream = _Follower(parts, user, accepted.turn_id, cancel_on_close=not keyed, functions={f.name for f in functions})
+    stream = _Follower(parts, user, accepted.turn_id, cancel_on_close=not keyed, functions={f.name for f in offered})
     if accepted.created:
         announce(parts.fanout, user, accepted, question.blocks, question.text, client_msg_id)
         parts.turns.start(TurnRequest(
             turn_id=accepted.turn_id, answer_id=accepted.answer_id, chars=len(question.text),
             user=user, conversation_id=accepted.conversation_id, model=body.model,
-            context=question.context, instructions=question.instructions, client_tools=functions,
+            context=question.context, instructions=question.instructions, client_tools=offered,
         ))
     stream.follow(accepted.conversation_id, accepted.answer_id)
     completion_id = "chatcmpl-" + accepted.turn_id.removeprefix("t_")
-    headers = {"x-chinwag-conversation": accepted.conversation_id, "x-chinwag-turn": accepted.turn_id}
+    headers = turn_headers(accepted)
     include_usage = bool((body.stream_options or {}).get("include_usage"))
     if body.stream:
         chunks = stream.chunks(completion_id, body.model, include_usage)

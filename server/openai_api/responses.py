@@ -28,30 +28,31 @@ from starlette.routing import Route
 
 from server import protocol
 from server.auth.identity import Identity
-from server.errors import BadRequest, ChinwagError, Forbidden, NotFound, Unavailable
-from server.openai_api.client_tools import client_tools
+from server.errors import BadRequest, ChinwagError, NotFound, Unavailable
 from server.openai_api.errors import from_exception
 from server.openai_api.messages import question_from
 from server.openai_api.response_input import Approval, read_input
 from server.openai_api.response_log import Final, ResponseMeta, build, created_at
 from server.openai_api.turns import (
+    CONVERSATION_HEADER,
     ApiParts,
     announce,
     decode,
+    functions,
     idempotent_msg_id,
     identify,
     same_request,
     stored_message,
+    turn_headers,
     turn_maker,
 )
 from server.store.base import NewUserMessage, ResponseRecord, UserRecord
-from server.tools.approvals import decided_by
+from server.tools.approvals import approval_author
 from server.turns.state import TurnRequest, api_request
 from server.turns.transcript import dangling_calls
 
 log = structlog.get_logger("chinwag.openai_api")
 
-CONVERSATION_HEADER = "x-chinwag-conversation"
 POLL_S = 0.2  # how often a turn running elsewhere is read from the store
 WAIT_AFTER_CANCEL_S = 5.0
 # Responses being forgotten (`store: false`) once their turn ends; kept referenced.
@@ -105,8 +106,6 @@ def response_id_of(turn_id: str) -> str:
 
 
 async def _create(parts: ApiParts, request: Request) -> Response:
-    if parts.draining():
-        raise Unavailable("the server is shutting down; retry on another node or later")
     identity = await turn_maker(parts, request)
     user = identity.user
     body = decode(await request.body(), CreateResponse)
@@ -116,8 +115,7 @@ async def _create(parts: ApiParts, request: Request) -> Response:
     given = read_input(body.input)
     previous = await _previous(parts, user, body.previous_response_id)
     conversation_id = _conversation(request, body, previous)
-    own_tools = {tool.name for tool in parts.turns.tools.available(user.role)}
-    functions = client_tools(body.tools, nested=False, server_tools=own_tools)
+    offered = functions(parts, user, body.tools, nested=False)
     client_msg_id, keyed = idempotent_msg_id(request)
     await parts.guard.check(user, client_msg_id)
     retry = keyed and await parts.store.message_accepted(user.id, client_msg_id)
@@ -145,7 +143,7 @@ async def _create(parts: ApiParts, request: Request) -> Response:
     accepted = await parts.store.accept_user_message(NewUserMessage(
         user_id=user.id, client_msg_id=client_msg_id, text=question.text, content=question.blocks, model=body.model,
         conversation_id=conversation_id,  # a continued turn keeps what the run holds:
-        run_request=api_request(context=context, instructions=instructions, client_tools=functions, approvals_in_next_request=True),
+        run_request=api_request(context=context, instructions=instructions, client_tools=offered, approvals_in_next_request=True),
     ))
     if not accepted.created and not given.approvals:
         await same_request(parts.store, user, accepted, question.blocks)
@@ -153,7 +151,7 @@ async def _create(parts: ApiParts, request: Request) -> Response:
         id=response_id_of(accepted.turn_id), created_at=time.time(), model=body.model,
         instructions=body.instructions, previous_response_id=body.previous_response_id,
         background=body.background, store=body.store, metadata=body.metadata or {},
-        tools=body.tools or [], functions=[f.name for f in functions],
+        tools=body.tools or [], functions=[f.name for f in offered],
         conversation_id=accepted.conversation_id,
         approved=[{k: v for k, v in a.items() if k != "result"} for a in approved],
     )
@@ -167,10 +165,10 @@ async def _create(parts: ApiParts, request: Request) -> Response:
         parts.turns.start(TurnRequest(
             turn_id=accepted.turn_id, answer_id=accepted.answer_id, chars=len(question.text),
             user=user, conversation_id=accepted.conversation_id, model=body.model, context=context,
-            instructions=instructions, client_tools=functions, approvals_in_next_request=True,
+            instructions=instructions, client_tools=offered, approvals_in_next_request=True,
         ))
     follower = ResponseFollower(parts, user, record)
-    headers = {"x-chinwag-conversation": accepted.conversation_id, "x-chinwag-turn": accepted.turn_id}
+    headers = turn_headers(accepted)
     if not body.store:
         _forget_when_done(parts, user, record)
     if body.stream:
@@ -223,9 +221,10 @@ async def _run_approved(
     if previous is None:
         raise BadRequest("an mcp_approval_response needs the previous_response_id that asked", details={"path": "previous_response_id"})
     user = identity.user
-    if identity.key_id is not None and parts.turns.config.tools.approver == "person":
-        raise Forbidden("approvals need a person: this request uses an API key")
-    author = decided_by(user_id=user.id, key_id=identity.key_id, login_id=identity.login_id)
+    author = approval_author(
+        user_id=user.id, key_id=identity.key_id, login_id=identity.login_id,
+        approver=parts.turns.config.tools.approver,
+    )
     tools = parts.turns.tools
     done: list[dict[str, Any]] = []
     for approval in approvals:
@@ -284,12 +283,8 @@ async def _cancel(parts: ApiParts, request: Request) -> Response:
     """Stop the turn (from any node), keep the partial answer; cancelling an ended
     response changes nothing and returns it as it is."""
     user, record = await _record(parts, request)
-    await parts.turns.cancel(user.id, record.turn_id)
     follower = ResponseFollower(parts, user, record)
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(WAIT_AFTER_CANCEL_S):
-            return JSONResponse(await follower.finished())
-    return JSONResponse(await follower.current())
+    return JSONResponse(await follower.stop() or await follower.current())
 
 
 async def _delete(parts: ApiParts, request: Request) -> Response:
@@ -298,10 +293,7 @@ async def _delete(parts: ApiParts, request: Request) -> Response:
     user, record = await _record(parts, request)
     answer = await stored_message(parts.store, user, record.answer_id)
     if answer.status == "streaming":
-        await parts.turns.cancel(user.id, record.turn_id)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(WAIT_AFTER_CANCEL_S):
-                await ResponseFollower(parts, user, record).finished()
+        await ResponseFollower(parts, user, record).stop()
     await parts.store.delete_response(user.id, record.turn_id)
     return JSONResponse({"id": response_id_of(record.turn_id), "object": "response.deleted", "deleted": True})
 
@@ -341,6 +333,15 @@ class ResponseFollower:
             if final is not None:
                 return (await self._built(content, final))[1]
         raise Unavailable("the response ended without an answer")
+
+    async def stop(self) -> dict[str, Any] | None:
+        """Cancel the turn (wherever it runs) and wait, up to `WAIT_AFTER_CANCEL_S`, for
+        it to end: the response object then, or None if it had not ended by that time."""
+        await self.parts.turns.cancel(self.user.id, self.record.turn_id)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(WAIT_AFTER_CANCEL_S):
+                return await self.finished()
+        return None
 
     async def events(self, *, after: int, cancel_on_close: bool) -> AsyncIterator[dict[str, Any]]:
         """Every event numbered above `after`, exactly once, then live ones to the end."""

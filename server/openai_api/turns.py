@@ -21,13 +21,17 @@ from server.auth.identity import (
 )
 from server.auth.keys import KEY_MARK
 from server.bus.base import Publisher
-from server.errors import BadRequest, Conflict, NotFound
+from server.errors import BadRequest, Conflict, NotFound, Unavailable
+from server.models.base import ToolSpec
 from server.models.selector import Selector
+from server.openai_api.client_tools import client_tools
 from server.store.base import Accepted, Store, UserRecord
 from server.turns.guard import TurnGuard
 from server.turns.runner import TurnRunner
 
 MAX_IDEMPOTENCY_KEY = 200
+# Names a stored conversation to add the turn to; every turn's response carries it back.
+CONVERSATION_HEADER = "x-chinwag-conversation"
 Body = TypeVar("Body")
 
 
@@ -55,13 +59,27 @@ async def identify(authenticator: Authenticator, request: Request) -> Identity:
 
 
 async def turn_maker(parts: ApiParts, request: Request) -> Identity:
-    """The caller of a route that makes a turn. The store must know the user (a continued
-    turn is run as its stored user), as a socket's connect makes sure: a key's or a login's
-    user is stored already; the built-in `local` user, or one a proxy names, may not be."""
+    """The caller of a route that makes a turn, refused while the server drains. The store
+    must know the user (a continued turn is run as its stored user), as a socket's connect
+    makes sure: a key's or a login's user is stored already; the built-in `local` user, or
+    one a proxy names, may not be."""
+    if parts.draining():
+        raise Unavailable("the server is shutting down; retry on another node or later")
     identity = await identify(parts.authenticator, request)
     if identity.method not in ("key", "login"):
         await parts.store.ensure_user(identity.user)
     return identity
+
+
+def functions(parts: ApiParts, user: UserRecord, tools: Any, *, nested: bool) -> list[ToolSpec]:
+    """The request's own functions, none named like a chinwag tool this user is offered."""
+    own = {tool.name for tool in parts.turns.tools.available(user.role)}
+    return client_tools(tools, nested=nested, server_tools=own)
+
+
+def turn_headers(accepted: Accepted) -> dict[str, str]:
+    """Where the turn went: its conversation (to continue it) and the turn itself."""
+    return {CONVERSATION_HEADER: accepted.conversation_id, "x-chinwag-turn": accepted.turn_id}
 
 
 def decode(raw: bytes, kind: type[Body]) -> Body:

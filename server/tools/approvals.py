@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 import structlog
 
-from server.errors import Conflict, NotFound
+from server.errors import Conflict, Forbidden, NotFound
 from server.store import ids
 from server.store.base import ApprovalRecord, NewApproval, Store
 
@@ -45,6 +45,14 @@ def decided_by(*, user_id: str, key_id: str | None, login_id: str | None) -> str
     if login_id is not None:
         return f"login:{login_id}"
     return "local" if user_id == ids.LOCAL_USER_ID else f"user:{user_id}"
+
+
+def approval_author(*, user_id: str, key_id: str | None, login_id: str | None, approver: str) -> str:
+    """Who decides, as `decided_by` records it; Forbidden for an API key when
+    `tools.approver = "person"` (a bot may not approve its own calls)."""
+    if key_id is not None and approver == "person":
+        raise Forbidden("approvals need a person: this connection uses an API key")
+    return decided_by(user_id=user_id, key_id=key_id, login_id=login_id)
 
 
 class Approvals:

@@ -76,10 +76,15 @@ class Checkpointer:
     def release(self) -> None:
         """After the answer's final commit: send the text still held back, which that
         commit stored (so a turn's end costs one write, not a checkpoint and then one)."""
-        for piece in self._unsent:
+        self._send(len(self._unsent))
+
+    def _send(self, count: int) -> None:
+        """Publish the first `count` held pieces, now stored: as they came, one model
+        delta, one `delta`."""
+        for piece in self._unsent[:count]:
             self.turn.held_chars -= len(piece)
             self._publish_text(piece)
-        self._unsent.clear()
+        del self._unsent[:count]
 
     async def settle(self) -> None:
         """Wait for a checkpoint in flight, so that it cannot land after the final write."""
@@ -121,10 +126,7 @@ class Checkpointer:
         content = self.turn.transcript.content()
         self.last = time.monotonic()
         await self.store.checkpoint_message(self.turn.message_id, content)
-        for piece in self._unsent[:count]:
-            self.turn.held_chars -= len(piece)
-            self._publish_text(piece)  # as they came: one model delta, one `delta`
-        del self._unsent[:count]
+        self._send(count)
         if self._unsent and self._timer is None:
             assert self._durable_s is not None
             self._timer = asyncio.get_running_loop().call_later(self._durable_s, self._start_save)
